@@ -1,0 +1,38 @@
+# Everything runs inside .venv; `make test` and `make demo` set it up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install system-deps test test-slow lint demo verify bench train-synth clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: this release is a CPU build on the project's machines; a looser pin pulls CUDA
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+install: $(STAMP) system-deps
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+lint: install
+	$(VENV)/bin/ruff check pcavs tests benchmarks
+
+verify: install
+	$(VENV)/bin/pcavs verify-reference tests/data/official-v0
+
+demo: install
+	$(VENV)/bin/pcavs demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from pcavs.cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""Command line: parses arguments and calls the library; no logic of its own.
+
+Errors a user can act on (bad files, wrong weights, bad config keys) print one message and exit
+with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Raised by command functions for problems the user can fix."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from pcavs.checkpoint import CheckpointError
+
+    errors: list[type[BaseException]] = [UserError, CheckpointError, FileNotFoundError]
+    for module, name in (("pcavs.media", "MediaError"), ("pcavs.face", "FaceError"), ("pcavs.config", "ConfigError")):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_verify_reference(args: argparse.Namespace) -> int:
+    from pcavs.reference import format_table, load_vectors, verify
+
+    folder = Path(args.folder)
+    if not (folder / "reference.safetensors").exists() or not (folder / "state_dict_layout.json").exists():
+        raise UserError(f"{folder}: expected reference.safetensors and state_dict_layout.json in this folder")
+    rows = verify(folder)
+    _, meta = load_vectors(folder)
+    print(format_table(rows, meta.get("salt")))
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def cmd_convert_official(args: argparse.Namespace) -> int:
+    from pcavs.checkpoint import convert_official
+
+    out = convert_official(args.src, args.dst)
+    print(f"converted {args.src} -> {out} (model.safetensors + config.json)")
+    return 0
+
+
+def cmd_export_official(args: argparse.Namespace) -> int:
+    from pcavs.checkpoint import export_official, load_model
+
+    for path in export_official(load_model(args.weights), args.dst):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from pcavs.config import preset, to_dict
+    from pcavs.model import PCAVS, parameter_counts
+
+    cfg = preset(args.preset, args.overrides)
+    model = PCAVS(cfg, with_discriminator=True)
+    counts = parameter_counts(model)
+    print(f"preset {cfg.name}: image {cfg.image_size}x{cfg.image_size}, style {cfg.style_dim}")
+    for name, n in counts.items():
+        print(f"  {name:<7}{n:>14,}")
+    mapping = sum(p.numel() for p in model.G.style.parameters())
+    constant = sum(p.numel() for n, p in model.G.named_parameters() if n.startswith("input."))
+    print(f"  of G, never run at inference: mapping MLP {mapping:,}, constant input {constant:,}")
+    if args.json:
+        print(json.dumps({"config": to_dict(cfg), "parameters": counts}, indent=2))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    raise UserError(
+        "the built-in demo is not available yet: it needs the trained small model and sample inputs "
+        "(issue 'SynthTalk ... and the built-in demo'). Meanwhile: pcavs verify-reference tests/data/official-v0"
+    )
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from pcavs.synth.__main__ import main as synth_main
+
+    return int(synth_main(args.rest) or 0)
+
+
+# --- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from pcavs import __version__
+
+    parser = argparse.ArgumentParser(prog="pcavs", description="PC-AVS talking-face generation in pure PyTorch")
+    parser.add_argument("--version", action="version", version=f"pcavs {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("verify-reference", cmd_verify_reference, "check the networks against the official code's vectors")
+    p.add_argument("folder", help="folder with reference.safetensors and state_dict_layout.json")
+
+    p = add("convert-official", cmd_convert_official, "official latest_net_*.pth folder -> pcavs safetensors")
+    p.add_argument("src")
+    p.add_argument("dst")
+
+    p = add("export-official", cmd_export_official, "pcavs weights -> latest_net_*.pth the official code loads")
+    p.add_argument("weights")
+    p.add_argument("dst")
+
+    p = add("info", cmd_info, "print a preset's configuration and parameter counts")
+    p.add_argument("--preset", default="official")
+    p.add_argument("--json", action="store_true", help="also print the resolved config as JSON")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. generator.mapping_layers=0")
+
+    add("demo", cmd_demo, "make demo.mp4 from the built-in model and sample inputs")
+
+    p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m pcavs.synth")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,98 @@
+"""PC-AVS composed from its networks: encode identity, pose and speech, then generate.
+
+The five networks keep the official names (``G``, ``V``, ``E``, ``A_sync``, and ``D`` for
+training), so each one's state_dict is exactly a file of the released checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from pcavs.config import ModelConfig
+from pcavs.nn.audio import AudioEncoder
+from pcavs.nn.discriminator import MultiscaleDiscriminator
+from pcavs.nn.generator import Generator, NoiseMode
+from pcavs.nn.identity import IdentityEncoder
+from pcavs.nn.mappings import NonIdentityEncoder
+
+INFERENCE_NETWORKS = ("G", "V", "E", "A_sync")
+
+
+@dataclass
+class IdentityCode:
+    """What the generator needs from the identity photo, computed once per video."""
+
+    vector: Tensor  # (B, id_dim): first part of the style
+    map: Tensor  # (B, C, s, s): the generator's input
+
+
+class PCAVS(nn.Module):
+    """The generator and its encoders. ``with_discriminator`` adds ``D`` for training."""
+
+    def __init__(self, cfg: ModelConfig, with_discriminator: bool = False) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.V = IdentityEncoder(cfg.identity, map_size=cfg.generator.init_size)
+        self.E = NonIdentityEncoder(cfg.nonidentity, cfg.mapping, cfg.image_size)
+        self.A_sync = AudioEncoder(cfg.audio)
+        self.G = Generator(cfg.generator, cfg.style_dim)
+        if with_discriminator:
+            self.D = MultiscaleDiscriminator(cfg.discriminator)
+
+    def networks(self) -> dict[str, nn.Module]:
+        names = INFERENCE_NETWORKS + (("D",) if hasattr(self, "D") else ())
+        return {n: getattr(self, n) for n in names}
+
+    # --- encoders -------------------------------------------------------------------------
+    def encode_identity(self, images: Tensor) -> IdentityCode:
+        """Reference frames (N, 3, S, S) -> one identity code, averaged over the N frames."""
+        vector, identity_map = self.V(images)
+        return IdentityCode(vector.mean(0, keepdim=True), identity_map.mean(0, keepdim=True))
+
+    def encode_pose(self, frames: Tensor) -> Tensor:
+        """Pose-source frames (B, 3, S, S) -> pose codes (B, pose_dim)."""
+        return self.E.pose_code(self.E(frames))
+
+    def encode_audio(self, mel_windows: Tensor) -> Tensor:
+        """Mel windows (B, 1, n_mels, 20) -> speech-content features (B, feature_dim)."""
+        return self.A_sync(mel_windows)
+
+    def mouth_style(self, content: Tensor, weight: float | None = None) -> Tensor:
+        """Speech content -> the mouth part of the style; ``weight`` defaults to the config's 1.2."""
+        w = self.cfg.mouth_weight if weight is None else weight
+        return self.E.mouth_style(content * w)
+
+    # --- generator ------------------------------------------------------------------------
+    def style(self, identity: IdentityCode, mouth: Tensor, pose: Tensor) -> Tensor:
+        """Identity vector | mouth style | pose code, broadcasting the identity over the batch."""
+        vec = identity.vector.expand(mouth.shape[0], -1)
+        return torch.cat([vec, mouth, pose], dim=1)
+
+    def generate(
+        self,
+        identity: IdentityCode,
+        mouth: Tensor,
+        pose: Tensor,
+        noise: NoiseMode = "random",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Frames (B, 3, S, S) in [-1, 1] for mouth styles (B, mouth_dim) and pose codes (B, pose_dim)."""
+        style = self.style(identity, mouth, pose)
+        id_map = identity.map.expand(style.shape[0], -1, -1, -1)
+        return self.G(style, id_map, noise=noise, generator=generator)
+
+    def forward(
+        self, identity_images: Tensor, mel_windows: Tensor, pose_frames: Tensor, noise: NoiseMode = "random"
+    ) -> Tensor:
+        """One-shot driven generation: identity from the reference, lips from audio, pose from frames."""
+        identity = self.encode_identity(identity_images)
+        mouth = self.mouth_style(self.encode_audio(mel_windows))
+        return self.generate(identity, mouth, self.encode_pose(pose_frames), noise=noise)
+
+
+def parameter_counts(model: PCAVS) -> dict[str, int]:
+    return {name: sum(p.numel() for p in net.parameters()) for name, net in model.networks().items()}

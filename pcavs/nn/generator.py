@@ -1,0 +1,110 @@
+"""The StyleGAN2-style generator G: identity map in, style-modulated upsampling, RGB out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from pcavs.config import GeneratorConfig
+from pcavs.nn.layers import EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm, Upsample
+
+NoiseMode = Literal["random", "const", "none"]
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool, blur_kernel: tuple[int, ...]) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, 3, style_dim, upsample=upsample, blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch)
+
+    def forward(self, x: Tensor, style: Tensor, noise: Callable[[Tensor], Tensor | None]) -> Tensor:
+        out = self.conv(x, style)
+        return self.activate(self.noise(out, noise(out)))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool, blur_kernel: tuple[int, ...]) -> None:
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: Tensor, style: Tensor, skip: Tensor | None) -> Tensor:
+        out = self.conv(x, style) + self.bias
+        return out if skip is None else out + self.upsample(skip)
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels: int, size: int) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+
+class Generator(nn.Module):
+    """G(style, identity map) -> image in [-1, 1].
+
+    The style vector (identity | mouth | pose) is used directly as W for every layer, as in the
+    released model; the mapping MLP ``style`` is built only so the official file loads strictly.
+    """
+
+    def __init__(self, cfg: GeneratorConfig, style_dim: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.style_dim = style_dim
+        blur = tuple(cfg.blur_kernel)
+        ch = cfg.channels
+        self.style = nn.Sequential(
+            PixelNorm(),
+            *[
+                EqualLinear(style_dim, style_dim, lr_mul=cfg.mapping_lr_mul, activate=True)
+                for _ in range(cfg.mapping_layers)
+            ],
+        )
+        if cfg.constant_input:
+            self.input = ConstantInput(ch[0], cfg.init_size)
+        self.conv1 = StyledConv(ch[0], ch[0], style_dim, upsample=False, blur_kernel=blur)
+        self.to_rgb1 = ToRGB(ch[0], style_dim, upsample=False, blur_kernel=blur)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        for c_in, c_out in zip(ch[:-1], ch[1:], strict=True):
+            self.convs.append(StyledConv(c_in, c_out, style_dim, upsample=True, blur_kernel=blur))
+            self.convs.append(StyledConv(c_out, c_out, style_dim, upsample=False, blur_kernel=blur))
+            self.to_rgbs.append(ToRGB(c_out, style_dim, upsample=True, blur_kernel=blur))
+        self.noises = nn.Module()
+        for i in range(cfg.num_layers):
+            res = cfg.init_size * 2 ** ((i + 1) // 2)
+            self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+
+    def _noise(self, mode: NoiseMode, index: int, generator: torch.Generator | None, x: Tensor) -> Tensor | None:
+        if mode == "none":
+            return None
+        if mode == "const":
+            return getattr(self.noises, f"noise_{index}")
+        b, _, h, w = x.shape
+        return torch.randn(b, 1, h, w, generator=generator, device=x.device, dtype=x.dtype)
+
+    def forward(
+        self,
+        style: Tensor,
+        identity_map: Tensor,
+        noise: NoiseMode = "random",
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``style`` (B, style_dim), ``identity_map`` (B, C, init, init) -> image (B, 3, size, size).
+
+        ``noise``: "random" draws fresh noise (the official behaviour, seeded by ``generator``),
+        "const" uses the stored noise maps, "none" skips the noise input.
+        """
+        x = self.conv1(identity_map, style, partial(self._noise, noise, 0, generator))
+        skip = self.to_rgb1(x, style, None)
+        for i, to_rgb in enumerate(self.to_rgbs):
+            x = self.convs[2 * i](x, style, partial(self._noise, noise, 2 * i + 1, generator))
+            x = self.convs[2 * i + 1](x, style, partial(self._noise, noise, 2 * i + 2, generator))
+            skip = to_rgb(x, style, skip)
+        return torch.tanh(skip)
