@@ -153,7 +153,10 @@ def verify(folder: str | Path, extra_checks: bool = True) -> list[Row]:
             # the official per-sample-weight formulation of the modulated convs, for the fast path
             style = stages["out.generator_style"]()
             out = _grouped_generator(model, style, _id_map(model, tensors["input.identity"], 2))
-            rows.append(_compare("out.image (grouped conv path)", out, tensors["out.image"]))
+            rows.append(_compare("out.image (official grouped formulation)", out, tensors["out.image"]))
+            single = torch.cat([model.G(style[i : i + 1], _id_map(model, tensors["input.identity"], 1), noise="none")
+                                for i in range(style.shape[0])])  # fmt: skip
+            rows.append(_compare("out.image (one frame per call)", single, tensors["out.image"]))
     return rows
 
 
@@ -164,17 +167,25 @@ def _compare(name: str, ours: Tensor, ref: Tensor) -> Row:
 
 
 def _grouped_generator(model: PCAVS, style: Tensor, id_map: Tensor) -> Tensor:
-    from pcavs.nn.layers import ModulatedConv2d
+    """G in the official formulation (per-sample weights, grouped convs, unfused epilogue).
 
-    convs = [m for m in model.G.modules() if isinstance(m, ModulatedConv2d)]
-    saved = [m.forward for m in convs]
-    try:
-        for m in convs:
-            m.forward = m.forward_grouped  # type: ignore[method-assign]
-        return model.G(style, id_map, noise="none")
-    finally:
-        for m, f in zip(convs, saved, strict=True):
-            m.forward = f  # type: ignore[method-assign]
+    Written independently of ``Generator.forward`` so the fast path is checked against it.
+    """
+    g = model.G
+
+    def styled(layer, x: Tensor) -> Tensor:
+        return layer.activate(layer.conv.forward_grouped(x, style))  # noise weight is 0 here
+
+    def rgb(layer, x: Tensor, skip: Tensor | None) -> Tensor:
+        out = layer.conv.forward_grouped(x, style) + layer.bias
+        return out if skip is None else out + layer.upsample(skip)
+
+    x = styled(g.conv1, id_map)
+    skip = rgb(g.to_rgb1, x, None)
+    for i, to_rgb in enumerate(g.to_rgbs):
+        x = styled(g.convs[2 * i + 1], styled(g.convs[2 * i], x))
+        skip = rgb(to_rgb, x, skip)
+    return torch.tanh(skip)
 
 
 def format_table(rows: list[Row], salt: str | None = None) -> str:

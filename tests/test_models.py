@@ -110,11 +110,29 @@ def test_batch_independence(tiny):
 
 def test_fast_modulated_conv_matches_grouped():
     torch.manual_seed(0)
-    for upsample in (False, True):
-        for demod in (True, False):
-            conv = ModulatedConv2d(6, 5, 3 if demod else 1, 10, demodulate=demod, upsample=upsample and demod)
-            x, s = torch.randn(4, 6, 7, 7), torch.randn(4, 10)
-            torch.testing.assert_close(conv(x, s), conv.forward_grouped(x, s), atol=1e-5, rtol=1e-5)
+    for batch in (1, 4):  # one sample modulates the weight, several the activations
+        for upsample in (False, True):
+            for demod in (True, False):
+                conv = ModulatedConv2d(6, 5, 3 if demod else 1, 10, demodulate=demod, upsample=upsample and demod)
+                x, s = torch.randn(batch, 6, 7, 7), torch.randn(batch, 10)
+                torch.testing.assert_close(conv(x, s), conv.forward_grouped(x, s), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_styled_conv_and_to_rgb_match_the_plain_formulas():
+    from pcavs.nn.generator import StyledConv, ToRGB
+
+    torch.manual_seed(0)
+    layer = StyledConv(6, 5, 10, upsample=True, blur_kernel=(1, 3, 3, 1))
+    with torch.no_grad():
+        layer.noise.weight.fill_(0.7)
+        layer.activate.bias.normal_()
+    x, s, n = torch.randn(3, 6, 7, 7), torch.randn(3, 10), torch.randn(3, 1, 14, 14)
+    plain = layer.activate(layer.noise(layer.conv.forward_grouped(x, s), n))
+    torch.testing.assert_close(layer(x, s, lambda _: n), plain, atol=1e-5, rtol=1e-5)
+    rgb = ToRGB(5, 10, upsample=True, blur_kernel=(1, 3, 3, 1))
+    y, skip = torch.randn(3, 5, 14, 14), torch.randn(3, 3, 7, 7)
+    plain = rgb.conv.forward_grouped(y, s) + rgb.bias + rgb.upsample(skip)
+    torch.testing.assert_close(rgb(y, s, skip), plain, atol=1e-5, rtol=1e-5)
 
 
 def test_gradients_reach_every_trainable_parameter():

@@ -7,10 +7,11 @@ from functools import partial
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcavs.config import GeneratorConfig
-from pcavs.nn.layers import EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm, Upsample
+from pcavs.nn.layers import SQRT2, EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm, Upsample
 
 NoiseMode = Literal["random", "const", "none"]
 
@@ -23,8 +24,15 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
 
     def forward(self, x: Tensor, style: Tensor, noise: Callable[[Tensor], Tensor | None]) -> Tensor:
-        out = self.conv(x, style)
-        return self.activate(self.noise(out, noise(out)))
+        raw, demod = self.conv.modulated(x, style)
+        # lrelu(z) * sqrt2 == lrelu(z * sqrt2): fold the gain into the scale and the bias, so that
+        # demodulation, noise, bias and gain take one fused pass and the activation one more
+        scale = (demod * SQRT2)[:, :, None, None]
+        bias = self.activate.bias * SQRT2
+        n = noise(raw)
+        if n is not None:
+            bias = bias + (self.noise.weight * SQRT2) * n  # noise enters before the bias, as in G
+        return F.leaky_relu_(torch.addcmul(bias, raw, scale), 0.2)
 
 
 class ToRGB(nn.Module):
@@ -36,7 +44,13 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: Tensor, style: Tensor, skip: Tensor | None) -> Tensor:
-        out = self.conv(x, style) + self.bias
+        # a 1x1 modulated conv without demodulation is a per-sample matrix product: modulate the
+        # (3 x C) weight rather than the (C x H x W) activation
+        conv = self.conv
+        w = conv.weight[0, :, :, 0, 0] * conv.scale  # (3, C)
+        wm = w[None] * conv.modulation(style)[:, None, :]  # (B, 3, C)
+        b, c, h, w_ = x.shape
+        out = torch.bmm(wm, x.reshape(b, c, h * w_)).view(b, 3, h, w_) + self.bias
         return out if skip is None else out + self.upsample(skip)
 
 

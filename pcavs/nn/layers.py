@@ -136,21 +136,37 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, out_channels, in_channels, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channels, bias_init=1.0)
 
-    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+    def modulated(self, x: Tensor, style: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Convolution of the modulated input, and the per-sample output scale (demodulation).
+
+        Returned apart so the caller can fuse the scale with its bias and activation in one pass:
+        at 224x224 the elementwise passes cost as much as the convolution itself.
+        """
         s = self.modulation(style)  # (B, in)
         w = self.weight[0] * self.scale  # (out, in, k, k)
-        x = x * s[:, :, None, None]
-        if self.upsample:
-            out = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
+        if x.shape[0] == 1:
+            # one sample: scale the (small) weight instead of the (large) activation
+            wm = w * s[0][None, :, None, None]
+            if self.upsample:
+                out = F.conv_transpose2d(x, wm.transpose(0, 1), stride=2)
+            else:
+                out = F.conv2d(x, wm, padding=self.padding)
         else:
-            out = F.conv2d(x, w, padding=self.padding)
-        if self.demodulate:
-            # sum_{i,k} (w[o,i,k] s[b,i])^2 = (s^2) @ (sum_k w^2)^T
-            demod = torch.rsqrt((s * s) @ (w * w).sum(dim=(2, 3)).t() + 1e-8)  # (B, out)
-            out = out * demod[:, :, None, None]
+            x = x * s[:, :, None, None]
+            if self.upsample:
+                out = F.conv_transpose2d(x, w.transpose(0, 1), stride=2)
+            else:
+                out = F.conv2d(x, w, padding=self.padding)
         if self.upsample:
             out = self.blur(out)  # linear and per-channel, so it commutes with the demodulation
-        return out
+        if not self.demodulate:
+            return out, None
+        # sum_{i,k} (w[o,i,k] s[b,i])^2 = (s^2) @ (sum_k w^2)^T
+        return out, torch.rsqrt((s * s) @ (w * w).sum(dim=(2, 3)).t() + 1e-8)  # (B, out)
+
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        out, demod = self.modulated(x, style)
+        return out if demod is None else out * demod[:, :, None, None]
 
     def forward_grouped(self, x: Tensor, style: Tensor) -> Tensor:
         """The official per-sample-weight formulation; kept as the reference for the fast path."""

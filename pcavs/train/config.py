@@ -1,0 +1,116 @@
+"""Training configuration: stages as named presets, overridable with ``key=value``.
+
+The three stages follow the paper: ``sync`` (non-identity encoder, visual-content mapping and audio
+encoder with the contrastive loss), ``identity`` (identity encoder by classification) and ``joint``
+(everything, by reconstruction with the discriminator). Each starts from the previous one's
+weights (``init_from``). The resolved config is saved with every run (``config.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pcavs.config import ConfigError, apply_overrides
+
+Stage = Literal["sync", "identity", "joint"]
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the named terms; defaults are the released code's (lambda_* options)."""
+
+    gan: float = 1.0
+    feat: float = 10.0  # discriminator feature matching (intermediate layers)
+    l1: float = 10.0  # the released feature matching also compares the input images (lambda_image=1 x 10)
+    vgg: float = 10.0
+    sync: float = 100.0  # contrastive sync loss, each direction (paper eq. 1-2 adds both)
+    crossmodal: float = 1.0
+    identity: float = 1.0
+    perceptual: Literal["vgg19", "stlpips", "none"] = "vgg19"
+    vgg19_weights: str = ""  # path to torchvision's vgg19-dcbb9e9d.pth; empty: the torch hub cache
+    sync_similarity: Literal["cosine", "inverse_l2"] = "cosine"  # paper: cosine; released code: 1/L2
+    sync_temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam as released: G lr 5e-4 (amsgrad), D lr 2e-3, betas (0, 0.9)."""
+
+    lr_g: float = 5e-4
+    lr_d: float = 2e-3
+    beta1: float = 0.0
+    beta2: float = 0.9
+    amsgrad_g: bool = True
+    grad_clip: float = 0.0  # 0 disables
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    root: str = ""
+    clip_len: int = 1
+    samples_per_clip: int = 4
+    shift_negatives: int = 2
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: Stage = "joint"
+    model_preset: str = "official"
+    model_overrides: tuple[str, ...] = ()
+    init_from: str = ""  # weights folder of the previous stage (pcavs or official format)
+    out_dir: str = "runs/pcavs"
+    steps: int = 1000
+    batch_size: int = 8
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast (GPU); fp32 master weights always
+    device: str = "auto"
+    log_every: int = 10
+    image_every: int = 200
+    checkpoint_every: int = 500
+    export_every: int = 0  # 0: export inference weights only at the end
+    generate_from: tuple[str, ...] = ("audio",)  # which content drives G in joint training
+    deterministic: bool = False
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataSpec = field(default_factory=DataSpec)
+
+    def validate(self) -> TrainConfig:
+        if self.stage not in ("sync", "identity", "joint"):
+            raise ConfigError(f"stage must be sync, identity or joint, got {self.stage!r}")
+        bad = set(self.generate_from) - {"audio", "visual"}
+        if bad or not self.generate_from:
+            raise ConfigError(f"generate_from must list 'audio' and/or 'visual', got {list(self.generate_from)}")
+        if self.batch_size < 2 and self.stage == "sync":
+            raise ConfigError("the contrastive sync stage needs batch_size >= 2 (negatives come from the batch)")
+        return self
+
+
+def _stage(stage: Stage, preset: str, **kw) -> TrainConfig:
+    return TrainConfig(stage=stage, model_preset=preset, out_dir=f"runs/{preset}-{stage}", **kw)
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # the released architecture at 224 (GPU)
+    "official-sync": _stage("sync", "official", steps=100_000, batch_size=32),
+    "official-identity": _stage("identity", "official", steps=50_000, batch_size=32),
+    "official-joint": _stage("joint", "official", steps=300_000, batch_size=8, precision="bf16"),
+    # the 64x64 CPU recipe (SynthTalk); the step counts fit the 30-minute budget on 2 cores
+    "small-sync": _stage("sync", "small", steps=600, batch_size=16, log_every=20),
+    "small-identity": _stage("identity", "small", steps=300, batch_size=16, log_every=20),
+    "small-joint": _stage(
+        "joint", "small", steps=1500, batch_size=8, image_every=250, checkpoint_every=250,
+        loss=LossConfig(perceptual="stlpips"),
+    ),
+    # unit tests
+    "tiny-sync": _stage("sync", "tiny", steps=2, batch_size=4, log_every=1),
+    "tiny-identity": _stage("identity", "tiny", steps=2, batch_size=4, log_every=1),
+    "tiny-joint": _stage("joint", "tiny", steps=2, batch_size=2, log_every=1, loss=LossConfig(perceptual="none")),
+}
+
+
+def train_preset(name: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown training preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    return apply_overrides(TRAIN_PRESETS[name], overrides).validate()

@@ -1,0 +1,170 @@
+"""Training phases as modules whose ``forward`` returns named loss terms.
+
+Each phase is a module so DDP can wrap it (one forward, one backward, gradients averaged across
+ranks). Phases never switch on a mode string: a stage simply builds the phases it needs.
+
+- :class:`SyncPhase` (stage ``sync``): contrastive sync between the visual content of augmented
+  frames (FAN -> ``to_mouth``) and the audio content, in both directions, plus the cross-modal L1.
+- :class:`IdentityPhase` (stage ``identity``): identity classification on the identity encoder.
+- :class:`GeneratorPhase` (stage ``joint``, G step): everything above plus reconstruction through
+  the generator, judged by the discriminator (hinge), its features, L1 and a perceptual loss.
+- :class:`DiscriminatorPhase` (stage ``joint``, D step): hinge loss on real and generated frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pcavs.losses import (
+    LossTerm,
+    PerceptualLoss,
+    contrastive_sync_terms,
+    crossmodal_l1_loss,
+    d_hinge_terms,
+    feature_matching_loss,
+    g_hinge_loss,
+    identity_loss,
+)
+from pcavs.model import PCAVS
+from pcavs.nn.discriminator import MultiscaleDiscriminator
+from pcavs.train.config import LossConfig
+
+Batch = dict[str, Tensor]
+
+
+def _flat(x: Tensor) -> Tensor:
+    """(B, K, ...) -> (B*K, ...): clips become independent frames."""
+    return x.reshape(-1, *x.shape[2:])
+
+
+def _sync_terms(a: Tensor, v: Tensor, a_neg: Tensor | None, cfg: LossConfig, suffix: str = "") -> list[LossTerm]:
+    v2a, a2v = contrastive_sync_terms(
+        a, v, extra_neg_a=a_neg, temperature=cfg.sync_temperature, similarity=cfg.sync_similarity
+    )
+    return [
+        LossTerm(f"sync_v2a{suffix}", cfg.sync, v2a),
+        LossTerm(f"sync_a2v{suffix}", cfg.sync, a2v),
+        LossTerm(f"crossmodal{suffix}", cfg.crossmodal, crossmodal_l1_loss(a, v)),
+    ]
+
+
+class SyncPhase(nn.Module):
+    """E (FAN + to_mouth) and A_sync learn a shared speech-content space."""
+
+    def __init__(self, model: PCAVS, cfg: LossConfig) -> None:
+        super().__init__()
+        self.E, self.A = model.E, model.A_sync
+        self.cfg = cfg
+
+    def forward(self, batch: Batch) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        v = self.E.visual_content(self.E(_flat(batch["augmented"])))
+        a = self.A(_flat(batch["mel"]))
+        a_neg = None
+        if "mel_shifted" in batch and batch["mel_shifted"].shape[2] > 0:
+            shifted = batch["mel_shifted"]  # (B, K, M, 1, 80, 20): same clip, shifted in time
+            m = shifted.shape[2]
+            a_neg = self.A(shifted.reshape(-1, *shifted.shape[3:])).view(-1, m, a.shape[1])
+        return _sync_terms(a, v, a_neg, self.cfg), {"audio": a.detach(), "visual": v.detach()}
+
+
+class IdentityPhase(nn.Module):
+    """V learns identities by classification (its ``fc`` head)."""
+
+    def __init__(self, model: PCAVS, cfg: LossConfig) -> None:
+        super().__init__()
+        self.V = model.V
+        self.cfg = cfg
+
+    def forward(self, batch: Batch) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        images = torch.cat([batch["reference"], _flat(batch["frames"])])
+        k = batch["frames"].shape[1]
+        labels = torch.cat([batch["label"], batch["label"].repeat_interleave(k)])
+        logits = self.V.classify(self.V(images)[0])
+        return [LossTerm("identity", self.cfg.identity, identity_loss(logits, labels))], {"logits": logits.detach()}
+
+
+class GeneratorPhase(nn.Module):
+    """Everything but D: encoders, mappings and G, trained to reconstruct the target frames."""
+
+    def __init__(self, model: PCAVS, cfg: LossConfig, perceptual: PerceptualLoss, generate_from: tuple[str, ...]):
+        super().__init__()
+        self.V, self.E, self.A, self.G = model.V, model.E, model.A_sync, model.G
+        self.cfg = cfg
+        self.generate_from = generate_from
+        object.__setattr__(self, "perceptual", perceptual)  # a fixed metric: not a trained submodule
+
+    def forward(self, batch: Batch, discriminator: MultiscaleDiscriminator) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        real = _flat(batch["frames"])
+        k = batch["frames"].shape[1]
+        nonid = self.E(_flat(batch["augmented"]))
+        visual = self.E.visual_content(nonid)
+        pose = self.E.pose_code(nonid)
+        audio = self.A(_flat(batch["mel"]))
+        id_vec, id_map = self.V(batch["reference"])
+        terms = _sync_terms(audio, visual, None, self.cfg)
+        terms.append(LossTerm("identity", self.cfg.identity, identity_loss(self.V.classify(id_vec), batch["label"])))
+        id_vec, id_map = id_vec.repeat_interleave(k, 0), id_map.repeat_interleave(k, 0)
+        pred_real = discriminator(real)
+        outputs: dict[str, Tensor] = {}
+        for source in self.generate_from:
+            content = audio if source == "audio" else visual
+            style = torch.cat([id_vec, self.E.mouth_style(content), pose], 1)
+            fake = self.G(style, id_map, noise="random")
+            outputs[f"fake_{source}"] = fake
+            sfx = "" if len(self.generate_from) == 1 else f"_{source}"
+            pred_fake = discriminator(fake)
+            terms += [
+                LossTerm(f"gan{sfx}", self.cfg.gan, g_hinge_loss(pred_fake)),
+                LossTerm(f"feat{sfx}", self.cfg.feat, feature_matching_loss(pred_fake, pred_real)),
+                LossTerm(f"l1{sfx}", self.cfg.l1, _pyramid_l1(fake, real, discriminator.num_scales)),
+                LossTerm(f"vgg{sfx}", self.cfg.vgg, self.perceptual(fake, real)),
+            ]
+        return terms, outputs
+
+
+class DiscriminatorPhase(nn.Module):
+    def __init__(self, discriminator: MultiscaleDiscriminator, cfg: LossConfig) -> None:
+        super().__init__()
+        self.D = discriminator
+        self.cfg = cfg
+
+    def forward(self, real: Tensor, fake: Tensor) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        # one pass over real and fake together, as the released code does
+        preds = self.D(torch.cat([fake.detach(), real]))
+        n = fake.shape[0]
+        pred_fake = [[f[:n] for f in scale] for scale in preds]
+        pred_real = [[f[n:] for f in scale] for scale in preds]
+        d_real, d_fake = d_hinge_terms(pred_real, pred_fake)
+        return [LossTerm("d_real", self.cfg.gan, d_real), LossTerm("d_fake", self.cfg.gan, d_fake)], {}
+
+
+def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
+    """L1 at every discriminator scale: the released feature matching's input-image term."""
+    total = fake.new_zeros(())
+    for _ in range(scales):
+        total = total + F.l1_loss(fake, real)
+        fake = F.avg_pool2d(fake, 3, stride=2, padding=1, count_include_pad=False)
+        real = F.avg_pool2d(real, 3, stride=2, padding=1, count_include_pad=False)
+    return total / scales
+
+
+def trainable_parameters(model: PCAVS, stage: str, generate_from: tuple[str, ...] = ("audio",)) -> set[str]:
+    """Names of the parameters a stage trains; everything else is frozen (DDP needs no unused ones)."""
+    prefixes: list[str]
+    if stage == "sync":
+        prefixes = ["E.model.", "E.to_mouth.", "A_sync.model."]
+    elif stage == "identity":
+        prefixes = ["V.model.conv1.", "V.model.bn1.", "V.model.layer", "V.fc."]
+    else:
+        prefixes = [
+            "V.model.conv1.", "V.model.bn1.", "V.model.layer", "V.conv1x1.", "V.fc.",
+            "E.model.", "E.to_mouth.", "E.to_headpose.", "E.headpose_embed.", "E.mouth_embed.",
+            "A_sync.model.", "G.conv1.", "G.to_rgb1.", "G.convs.", "G.to_rgbs.", "D.",
+        ]  # fmt: skip
+    names = {n for n, _ in model.named_parameters() if any(n.startswith(p) for p in prefixes)}
+    if stage == "joint":
+        # noise strengths only get gradients when noise is drawn; it always is in training
+        names |= {n for n, _ in model.named_parameters() if n.startswith("G.") and n.endswith("noise.weight")}
+    return names
