@@ -121,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="also print the resolved config as JSON")
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. generator.mapping_layers=0")
 
+    from pcavs.infer import cli as infer_cli
+
+    p = add("generate", lambda a: infer_cli.run(a), "talking-face video from a photo, speech and a pose video")
+    infer_cli.add_arguments(p)
+
     add("demo", cmd_demo, "make demo.mp4 from the built-in model and sample inputs")
 
     p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the project uses at run time or in tests: espeak-ng (SynthTalk speech, test audio).
+# Debian packages the project uses at run time or in tests: espeak-ng and flite (SynthTalk voices, test speech).
 # Installs only what is missing; needs root or sudo. Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+command -v flite >/dev/null 2>&1 || need+=(flite)
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0
 fi
