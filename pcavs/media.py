@@ -457,6 +457,7 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
         audio_bitrate: int = 64000,
+        threads: int = 0,
     ) -> None:
         self.path = Path(path)
         folder = self.path.parent
@@ -480,7 +481,7 @@ class VideoWriter:
         self._audio_pos = 0
         self._frames = 0
         self._size: tuple[int, int] | None = None  # (H, W) of incoming frames
-        self._crf, self._preset = crf, preset
+        self._crf, self._preset, self._threads = crf, preset, threads
         self.tmp_path = folder / f".{self.path.name}.partial"
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
@@ -593,7 +594,11 @@ class VideoWriter:
         s.codec_context.colorspace = 6
         s.codec_context.color_range = ColorRange.MPEG
         s.codec_context.time_base = Fraction(1, self.fps)
-        s.options = {"crf": str(self._crf), "preset": self._preset}
+        # x264's mb-tree made the bitstream depend on heap contents (same frames, different bytes
+        # from run to run); without it the output is byte-identical for identical input
+        s.options = {"crf": str(self._crf), "preset": self._preset, "x264-params": "mbtree=0"}
+        if self._threads:
+            s.options["threads"] = str(self._threads)
 
     def _write_audio_until(self, stop: int) -> None:
         if self._astream is None or self._audio is None:

@@ -17,15 +17,14 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 from tqdm import tqdm
 
+from ..media import VideoWriter
 from .face_model import sample_background, sample_identity
 from .pose import sample_pose
 from .render import render_iter
@@ -81,35 +80,6 @@ def plan_clips(num_identities: int, clips_per_identity: int, seconds: float, siz
     return specs
 
 
-def _write_mp4(path: Path, frames: Iterable[np.ndarray], audio: np.ndarray, size: int, fps: int = FPS,
-               sample_rate: int = SAMPLE_RATE) -> int:
-    """Stream frames + mono float audio into an mp4 at ``path`` (caller handles atomicity)."""
-    n = 0
-    with av.open(str(path), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width = vs.height = size
-        vs.pix_fmt = "yuv420p"
-        # x264's mb-tree made the bitstream depend on heap contents (same frames, different
-        # bytes from run to run); without it output is byte-identical. One thread per clip:
-        # parallelism comes from the dataset workers.
-        vs.options = {"crf": "18", "preset": "fast", "threads": "1", "x264-params": "mbtree=0"}
-        vs.codec_context.time_base = Fraction(1, fps)
-        aus = out.add_stream("aac", rate=sample_rate)
-        aus.layout = "mono"
-        for frame in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            vf.pts = n
-            out.mux(vs.encode(vf))
-            n += 1
-        out.mux(vs.encode(None))
-        af = av.AudioFrame.from_ndarray(np.asarray(audio, np.float32)[None, :], format="fltp", layout="mono")
-        af.sample_rate = sample_rate
-        af.pts = 0
-        out.mux(aus.encode(af))
-        out.mux(aus.encode(None))
-    return n
-
-
 def clip_done(out_dir: Path, spec: ClipSpec) -> bool:
     """A clip is complete when both its mp4 and its JSON (written last) exist."""
     stem = Path(out_dir) / spec.relpath
@@ -132,9 +102,11 @@ def write_clip(out_dir: str | Path, spec: ClipSpec) -> Path:
             gts.append(gt)
             yield frame
 
-    mp4, tmp = stem.with_suffix(".mp4"), stem.with_name(stem.name + ".mp4.tmp")
-    _write_mp4(tmp, frames(), audio, spec.size)
-    os.replace(tmp, mp4)
+    mp4 = stem.with_suffix(".mp4")
+    # one encoder thread per clip: parallelism comes from the dataset workers
+    with VideoWriter(mp4, fps=FPS, audio=audio, sample_rate=SAMPLE_RATE, preset="fast", threads=1) as writer:
+        for frame in frames():
+            writer.write(frame[None])
     meta = {
         "format": "synthtalk-v1", "fps": FPS, "sample_rate": SAMPLE_RATE, "size": spec.size,
         "num_frames": n, "seconds": spec.seconds, "spec": dataclasses.asdict(spec),
