@@ -22,7 +22,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from pcavs.checkpoint import CheckpointError
 
     errors: list[type[BaseException]] = [UserError, CheckpointError, FileNotFoundError]
-    for module, name in (("pcavs.media", "MediaError"), ("pcavs.face", "FaceError"), ("pcavs.config", "ConfigError")):
+    for module, name in (
+        ("pcavs.media", "MediaError"),
+        ("pcavs.face", "FaceNotFoundError"),
+        ("pcavs.config", "ConfigError"),
+        ("pcavs.data.preprocess", "PreprocessError"),
+        ("pcavs.data.shards", "ShardError"),
+        ("pcavs.infer.sources", "InputError"),
+    ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
         except (ImportError, AttributeError):
@@ -125,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("generate", lambda a: infer_cli.run(a), "talking-face video from a photo, speech and a pose video")
     infer_cli.add_arguments(p)
+
+    from pcavs.data import preprocess as preprocess_cli
+
+    p = add("preprocess", lambda a: preprocess_cli.run_args(a), "raw talking-face videos -> training shards")
+    preprocess_cli.add_arguments(p)
+
+    from pcavs.train import __main__ as train_cli
+
+    p = add("train", lambda a: train_cli.run(a), "train a stage (sync, identity, joint) on a preprocessed dataset")
+    train_cli.add_arguments(p)
 
     add("demo", cmd_demo, "make demo.mp4 from the built-in model and sample inputs")
 

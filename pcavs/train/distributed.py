@@ -59,7 +59,7 @@ def wrap(module: nn.Module, info: DistInfo) -> nn.Module:
     if not info.distributed or not any(p.requires_grad for p in module.parameters()):
         return module
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=True)
+    return DistributedDataParallel(module, device_ids=ids)  # buffers (BatchNorm) follow rank 0
 
 
 def average_scalars(values: dict[str, float], info: DistInfo) -> dict[str, float]:

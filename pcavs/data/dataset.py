@@ -1,0 +1,457 @@
+"""Training data pipeline over the shards written by ``pcavs preprocess``.
+
+Sampling, per epoch ``e`` (everything is a pure function of ``(seed, e)`` and the dataset):
+
+1. *Clip order*: shards are permuted, then the clips inside each shard (``Generator(seed, e)``).
+2. *Split*: with ``W = world_size * num_workers`` global workers, clip at position ``p`` of the order
+   goes to global worker ``p % W``; every worker keeps ``C // W`` clips, so **the last ``C mod W``
+   clips of each epoch's order are dropped** (a different few each epoch) and every rank sees the
+   same number of batches. Nothing is repeated.
+3. *Windows*: each clip gives ``samples_per_clip`` K-frame windows (distinct starts when the clip is
+   long enough), drawn from ``Generator(seed, e, clip)``: independent of ``W``, so the union over all
+   workers is the same whatever the worker count.
+4. *Shuffle*: a per-worker shuffle buffer (``Generator(seed, e, global worker)``) over lightweight
+   sample *plans*; a plan is turned into tensors only when it leaves the buffer, by reading just the
+   needed frames/mel rows from the uncompressed tar at the byte offsets recorded in the shard index.
+   Reference frame, shifted-mel negatives and augmentation of sample ``g`` (its global draw index)
+   come from ``Generator(seed, e, g)``.
+5. Each worker's stream is batched by the DataLoader (``drop_last``: at most ``batch_size - 1``
+   samples per worker are dropped per epoch); the DataLoader returns batch ``b`` from worker ``b % nw``.
+
+Resume: the trainer stores ``(epoch, batches_consumed)`` for its rank. ``make_loader(..., epoch,
+skip_batches=n)`` regenerates the same plans, lets loader worker ``w`` play the role of worker
+``(w + n) % nw`` (the DataLoader always starts at worker 0) and skip that role's first
+``ceil((n - role) / nw)`` batches of plans without reading any pixels, so batch ``j`` of the resumed
+loader equals batch ``n + j`` of the uninterrupted one. :func:`infinite_batches` does this for you.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from pcavs.audio import mel_windows
+from pcavs.config import ConfigError
+from pcavs.data.augment import AugmentConfig, augment_nonidentity
+from pcavs.data.shards import NpyMember, ShardError, open_url, read_member, read_npy_header, read_npy_rows, scan_shard
+
+__all__ = [
+    "ClipDataset",
+    "ClipInfo",
+    "DataConfig",
+    "batches_per_epoch",
+    "infinite_batches",
+    "load_index",
+    "make_loader",
+    "write_synthetic_dataset",
+]
+
+EDGE_MARGIN = 2  # window starts keep 2 frames from the clip ends when possible: mel windows stay inside the audio
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the trainer reads; see the module docstring for how samples are drawn."""
+
+    root: str
+    clip_len: int = 1  # K frames per sample
+    image_size: int | None = None  # None = the stored crop size; otherwise resized on load
+    samples_per_clip: int = 4
+    shift_negatives: int = 2  # M time-shifted mel windows per frame (extra contrastive negatives)
+    min_shift: int = 5  # frames between a target window and its shifted negatives
+    min_ref_distance: int = 25  # frames between reference and target window, when the clip allows
+    shuffle_buffer: int = 256  # plans are small: thousands cost nothing
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+    split: str | None = None  # LRW: keep only clips of this split (train/val/test)
+
+    def __post_init__(self) -> None:
+        if self.clip_len < 1 or self.samples_per_clip < 1:
+            raise ConfigError("clip_len and samples_per_clip must be >= 1")
+        if self.shift_negatives < 0 or self.min_shift < 1 or self.min_ref_distance < 0 or self.shuffle_buffer < 0:
+            raise ConfigError("shift_negatives, min_ref_distance and shuffle_buffer must be >= 0, min_shift >= 1")
+        if self.image_size is not None and self.image_size < 8:
+            raise ConfigError(f"image_size must be >= 8, got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """One clip of the index: where its members are and what it is."""
+
+    shard: str  # path or URL of the tar
+    key: str
+    num_frames: int
+    label: int
+    members: dict[str, tuple[int, int]]  # ext -> (data offset, size) in the tar
+    split: str | None = None
+
+
+def _join(root: str, rel: str) -> str:
+    return f"{root.rstrip('/')}/{rel}" if "://" in root else str(Path(root) / rel)
+
+
+def _read_json(url: str) -> Any:
+    try:
+        with open_url(url) as f:
+            return json.loads(f.read().decode("utf-8"))
+    except (ShardError, FileNotFoundError) as e:
+        raise ShardError(f"{url}: not found ({e}); run `pcavs preprocess SRC DST` first and pass DST as root") from None
+    except ValueError as e:
+        raise ShardError(f"{url}: not valid JSON ({e}); rerun preprocessing") from None
+
+
+def _shard_size(url: str) -> int | None:
+    try:
+        return os.path.getsize(url)
+    except OSError:
+        return None  # remote: trust the sidecar
+
+
+def _shard_clips(root: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    tar = _join(root, entry["path"])
+    side_rel = entry.get("index") or entry["path"][: -len(".tar")] + ".json"
+    try:
+        side = _read_json(_join(root, side_rel))
+        size = _shard_size(tar)
+        if size is None or side.get("bytes") == size:
+            return side["clips"]
+    except (ShardError, KeyError):
+        pass
+    # No usable sidecar (shards from another tool, or copied without it): read the tar itself.
+    members = scan_shard(tar)
+    clips = []
+    with open_url(tar) as f:
+        for key, m in members.items():
+            meta = json.loads(read_member(f, *m["json"]))
+            clips.append({"key": key, "label": meta["label"], "num_frames": meta["num_frames"],
+                          "split": meta.get("split"), "members": m})
+    return clips
+
+
+def load_index(root: str | os.PathLike[str], split: str | None = None) -> tuple[dict[str, Any], list[ClipInfo]]:
+    """``(dataset.json, clips in dataset order)``; the clip index used in samples is the list position."""
+    root_s = os.fspath(root)
+    meta = _read_json(_join(root_s, "dataset.json"))
+    labels = {name: i for i, name in enumerate(meta["labels"])}
+    clips = []
+    for entry in meta["shards"]:
+        if not entry.get("clips"):
+            continue
+        for c in _shard_clips(root_s, entry):
+            if split is not None and c.get("split") != split:
+                continue
+            members = {ext: (int(v[0]), int(v[1])) for ext, v in c["members"].items()}
+            clips.append(ClipInfo(_join(root_s, entry["path"]), c["key"], int(c["num_frames"]), labels[c["label"]],
+                                  members, c.get("split")))
+    return meta, clips
+
+
+def _rng(*words: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(w) for w in words])))
+
+
+_TAG_ORDER, _TAG_WINDOWS, _TAG_SHUFFLE, _TAG_SAMPLE = 1, 2, 3, 4
+
+
+class _Reader:
+    """Per-worker random access to tar members: a few open files, cached .npy headers."""
+
+    def __init__(self, max_open: int = 16) -> None:
+        self.files: OrderedDict[str, BinaryIO] = OrderedDict()
+        self.headers: dict[tuple[str, str, str], NpyMember] = {}
+        self.max_open = max_open
+
+    def _file(self, url: str) -> BinaryIO:
+        f = self.files.pop(url, None)
+        if f is None:
+            f = open_url(url)
+            if not f.seekable():  # object-store stream: spool to a local temp file for random access
+                tmp = tempfile.TemporaryFile()
+                shutil.copyfileobj(f, tmp)
+                f.close()
+                f = tmp  # type: ignore[assignment]
+            if len(self.files) >= self.max_open:
+                self.files.popitem(last=False)[1].close()
+        self.files[url] = f
+        return f
+
+    def rows(self, clip: ClipInfo, ext: str, start: int, stop: int) -> np.ndarray:
+        f = self._file(clip.shard)
+        hk = (clip.shard, clip.key, ext)
+        header = self.headers.get(hk)
+        if header is None:
+            header = self.headers[hk] = read_npy_header(f, clip.members[ext][0])
+        return read_npy_rows(f, header, start, stop)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+class ClipDataset(IterableDataset):
+    """Iterable over training samples (dicts of tensors); see the module docstring.
+
+    Each sample (S = image size, K = clip_len, M = shift_negatives): ``frames`` (K,3,S,S) in [-1, 1];
+    ``augmented`` (K,3,S,S) = ``augment_nonidentity(frames)``; ``reference`` (3,S,S), a frame at least
+    ``min_ref_distance`` from the window (else the farthest frame); ``mel`` (K,1,80,20) =
+    ``mel_windows(mel, frame)``; ``mel_shifted`` (K,M,1,80,20), windows of K-frame blocks starting at
+    least ``min_shift`` frames away; ``label``, ``clip``, ``reference_frame``, ``sample`` (int64 scalars);
+    ``frame`` (K,) int64; ``landmarks`` (K,68,2) float32 crop pixels, when stored.
+
+    Args:
+        cfg: data configuration.
+        rank, world_size: DDP position of this process.
+        epoch: epoch whose samples are produced (change with :meth:`set_epoch`).
+        skip_batches: batches of this rank already consumed in ``epoch`` (resume).
+        batch_size: the DataLoader batch size (needed to translate ``skip_batches`` into samples).
+    """
+
+    def __init__(self, cfg: DataConfig, rank: int = 0, world_size: int = 1, epoch: int = 0, skip_batches: int = 0,
+                 batch_size: int = 1) -> None:
+        super().__init__()
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+        self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip_batches, self.batch_size = epoch, skip_batches, batch_size
+        self.meta, clips = load_index(cfg.root, cfg.split)
+        self.clips = [c for c in clips if c.num_frames >= cfg.clip_len]  # too short for a window: unusable
+        if not self.clips:
+            raise ShardError(f"{cfg.root}: no clip with at least clip_len={cfg.clip_len} frames (split={cfg.split})")
+        self.labels: list[str] = list(self.meta["labels"])
+        self.stored_size = int(self.meta["size"])
+        self.size = cfg.image_size or self.stored_size
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        """Produce ``epoch`` next, skipping the first ``skip_batches`` batches of this rank."""
+        self.epoch, self.skip_batches = epoch, skip_batches
+
+    # ------------------------------------------------------------------ planning (no pixels)
+    def clip_order(self, epoch: int) -> np.ndarray:
+        """Clip indices in this epoch's order (shards permuted, then clips within each shard)."""
+        shards: dict[str, list[int]] = {}
+        for i, c in enumerate(self.clips):
+            shards.setdefault(c.shard, []).append(i)
+        rng = _rng(self.cfg.seed, epoch, _TAG_ORDER)
+        groups = list(shards.values())
+        return np.array([groups[s][j] for s in rng.permutation(len(groups)) for j in rng.permutation(len(groups[s]))],
+                        dtype=np.int64)
+
+    def window_starts(self, clip: int, epoch: int) -> np.ndarray:
+        """The ``samples_per_clip`` window starts of ``clip`` in ``epoch``."""
+        k, t = self.cfg.clip_len, self.clips[clip].num_frames
+        lo, hi = (EDGE_MARGIN, t - k - EDGE_MARGIN) if t - k - 2 * EDGE_MARGIN >= 0 else (0, t - k)
+        n = hi - lo + 1
+        rng = _rng(self.cfg.seed, epoch, _TAG_WINDOWS, clip)
+        spc = self.cfg.samples_per_clip
+        return lo + (rng.choice(n, spc, replace=False) if n >= spc else rng.integers(0, n, spc))
+
+    def worker_plans(self, epoch: int, global_worker: int, num_global: int) -> list[tuple[int, int, int]]:
+        """Unshuffled ``(sample index g, clip, start)`` plans of one global worker."""
+        order = self.clip_order(epoch)
+        per_worker = len(order) // num_global
+        spc = self.cfg.samples_per_clip
+        plans = []
+        for pos in range(global_worker, global_worker + per_worker * num_global, num_global):
+            clip = int(order[pos])
+            plans += [(pos * spc + j, clip, int(s)) for j, s in enumerate(self.window_starts(clip, epoch))]
+        return plans
+
+    def _shuffled(self, plans: list[tuple[int, int, int]], epoch: int, global_worker: int) -> Iterator[tuple]:
+        size = self.cfg.shuffle_buffer
+        if size <= 1:
+            yield from plans
+            return
+        rng = _rng(self.cfg.seed, epoch, _TAG_SHUFFLE, global_worker)
+        buf: list[tuple[int, int, int]] = []
+        for p in plans:
+            if len(buf) < size:
+                buf.append(p)
+                continue
+            i = int(rng.integers(len(buf)))
+            yield buf[i]
+            buf[i] = p
+        for i in rng.permutation(len(buf)):
+            yield buf[i]
+
+    def _position(self) -> tuple[int, int, int]:
+        """(global worker id, number of global workers, samples to skip) for the calling worker."""
+        info = get_worker_info()
+        nw, wid = (info.num_workers, info.id) if info is not None else (1, 0)
+        role = (wid + self.skip_batches) % nw  # the DataLoader restarts at worker 0 after a resume
+        consumed = max(0, -(-(self.skip_batches - role) // nw))
+        return self.rank * nw + role, self.world_size * nw, consumed * self.batch_size
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        gid, num_global, skip = self._position()
+        epoch = self.epoch
+        stream = self._shuffled(self.worker_plans(epoch, gid, num_global), epoch, gid)
+        reader = _Reader()
+        try:
+            for n, (g, clip, start) in enumerate(stream):
+                if n >= skip:
+                    yield self.materialize(reader, g, clip, start, epoch)
+        finally:
+            reader.close()
+
+    # ------------------------------------------------------------------ tensors
+    def _reference(self, rng: np.random.Generator, t: int, start: int) -> int:
+        k, d = self.cfg.clip_len, self.cfg.min_ref_distance
+        before = max(0, start - d + 1)  # frames 0 .. start-d
+        after = max(0, t - (start + k - 1 + d))  # frames start+k-1+d .. t-1
+        if before + after == 0:  # clip too short: the frame farthest from the window
+            return 0 if start >= t - (start + k) else t - 1
+        i = int(rng.integers(before + after))
+        return i if i < before else start + k - 1 + d + (i - before)
+
+    def _shifts(self, rng: np.random.Generator, t: int, start: int) -> list[int]:
+        k, m, d = self.cfg.clip_len, self.cfg.shift_negatives, self.cfg.min_shift
+        if m == 0:
+            return []
+        starts = np.arange(t - k + 1)
+        valid = starts[np.abs(starts - start) >= d]
+        if valid.size == 0:  # too short: a window past the clip end (silence-padded)
+            return [start + d] * m
+        return [int(s) for s in rng.choice(valid, m, replace=valid.size < m)]
+
+    def _windows(self, reader: _Reader, clip: ClipInfo, start: int) -> torch.Tensor:
+        # Read only the mel rows the K windows use; lo is a multiple of 4, so frame f of the clip is
+        # frame f - lo/4 of the slice and mel_windows' zero-padding beyond the stored rows is unchanged.
+        k = self.cfg.clip_len
+        lo = max(0, 4 * (start - 2))
+        sub = torch.from_numpy(reader.rows(clip, "mel.npy", lo, 4 * (start + k - 1 - 2) + 20).copy())
+        if sub.shape[0] == 0:
+            sub = torch.zeros(0, 80)
+        return mel_windows(sub, [f - lo // 4 for f in range(start, start + k)])
+
+    def _images(self, u8: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(u8.copy()).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        if self.size != self.stored_size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return x
+
+    def materialize(self, reader: _Reader, g: int, clip_idx: int, start: int, epoch: int) -> dict[str, torch.Tensor]:
+        """The tensors of one planned sample (deterministic in ``(seed, epoch, g)``)."""
+        clip, k = self.clips[clip_idx], self.cfg.clip_len
+        rng = _rng(self.cfg.seed, epoch, _TAG_SAMPLE, g)
+        ref = self._reference(rng, clip.num_frames, start)
+        shifts = self._shifts(rng, clip.num_frames, start)
+        frames = self._images(reader.rows(clip, "frames.npy", start, start + k))
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        out = {
+            "frames": frames,
+            "augmented": augment_nonidentity(frames, gen, self.cfg.augment),
+            "reference": self._images(reader.rows(clip, "frames.npy", ref, ref + 1))[0],
+            "mel": self._windows(reader, clip, start),
+            "mel_shifted": torch.stack([self._windows(reader, clip, s) for s in shifts], 1) if shifts
+            else torch.zeros(k, 0, 1, 80, 20),
+            "label": torch.tensor(clip.label, dtype=torch.int64),
+            "clip": torch.tensor(clip_idx, dtype=torch.int64),
+            "frame": torch.arange(start, start + k, dtype=torch.int64),
+            "reference_frame": torch.tensor(ref, dtype=torch.int64),
+            "sample": torch.tensor(g, dtype=torch.int64),
+        }
+        if "landmarks.npy" in clip.members:
+            lm = torch.from_numpy(reader.rows(clip, "landmarks.npy", start, start + k).astype(np.float32))
+            if self.size != self.stored_size:  # pixel-centre convention, as the crop itself
+                lm = (lm + 0.5) * (self.size / self.stored_size) - 0.5
+            out["landmarks"] = lm
+        return out
+
+
+# ---------------------------------------------------------------------------------- loaders
+def batches_per_epoch(dataset: ClipDataset, batch_size: int, num_workers: int = 0) -> int:
+    """Batches each rank's loader yields per epoch (the same on every rank)."""
+    nw = max(1, num_workers)
+    per_worker = len(dataset.clips) // (dataset.world_size * nw) * dataset.cfg.samples_per_clip
+    return per_worker // batch_size * nw
+
+
+def make_loader(cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                epoch: int = 0, skip_batches: int = 0, multiprocessing_context: str | None = None,
+                dataset: ClipDataset | None = None) -> DataLoader:
+    """DataLoader for one epoch of this rank, starting after ``skip_batches`` consumed batches."""
+    ds = dataset or ClipDataset(cfg, rank, world_size)
+    ds.rank, ds.world_size, ds.batch_size = rank, world_size, batch_size
+    ds.set_epoch(epoch, skip_batches)
+    return DataLoader(ds, batch_size=batch_size, num_workers=num_workers, drop_last=True, persistent_workers=False,
+                      pin_memory=torch.cuda.is_available(),
+                      multiprocessing_context=multiprocessing_context if num_workers > 0 else None)
+
+
+def infinite_batches(cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                     start_epoch: int = 0, start_batch: int = 0,
+                     multiprocessing_context: str | None = None) -> Iterator[tuple[int, int, dict[str, torch.Tensor]]]:
+    """Endless ``(epoch, batch_index, batch)``; resume with the ``(epoch, batch_index + 1)`` of the last
+    batch the trainer finished (a finished epoch rolls over to the next one)."""
+    ds = ClipDataset(cfg, rank, world_size)
+    if batches_per_epoch(ds, batch_size, num_workers) == 0:
+        raise ShardError(
+            f"{cfg.root}: {len(ds.clips)} clips give no full batch of {batch_size} per worker with world_size="
+            f"{world_size}, num_workers={num_workers}; use a smaller batch or more samples_per_clip"
+        )
+    epoch, skip = start_epoch, start_batch
+    while True:
+        loader = make_loader(cfg, batch_size, rank, world_size, num_workers, epoch, skip, multiprocessing_context, ds)
+        for i, batch in enumerate(loader, start=skip):
+            yield epoch, i, batch
+        epoch, skip = epoch + 1, 0
+
+
+# ---------------------------------------------------------------------------------- synthetic data
+def write_synthetic_dataset(dst: str | os.PathLike[str], num_clips: int = 8, frames: int = 20, size: int = 32,
+                            labels: int | Sequence[str] = 2, clips_per_shard: int = 4, seed: int = 0,
+                            landmarks: bool = True) -> Path:
+    """Write a small dataset in the preprocess format without videos or face detection (for tests).
+
+    Clip ``i`` has label ``i % len(labels)``; frame ``f`` shows a clip-coloured background with a
+    bright square whose position encodes ``f``; mel row ``r`` is ``0.5 + 0.4*sin(r/7 + i + band/9)``.
+    """
+    from pcavs.data.preprocess import FPS, SAMPLE_RATE, write_dataset_json, write_shard
+
+    dst_p = Path(dst)
+    (dst_p / "shards").mkdir(parents=True, exist_ok=True)
+    names = [f"label{i:02d}" for i in range(labels)] if isinstance(labels, int) else list(labels)
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base_lm = rng.uniform(0.25 * size, 0.75 * size, (68, 2))
+    sidecars = []
+    header = {"settings": {"size": size, "synthetic": True}, "layout": "synthetic", "label_kind": "identity"}
+    for s0 in range(0, num_clips, clips_per_shard):
+        samples = []
+        for i in range(s0, min(s0 + clips_per_shard, num_clips)):
+            colour = rng.integers(40, 200, 3)
+            img = np.broadcast_to(colour, (frames, size, size, 3)).copy()
+            img += rng.integers(0, 30, (1, size, size, 1))  # fixed per-clip texture
+            side = max(2, size // 6)
+            for f in range(frames):
+                y0, x0 = (3 * f) % (size - side), (5 * f + 7 * i) % (size - side)
+                img[f, y0 : y0 + side, x0 : x0 + side] = 250
+            rows = 4 * frames + 8
+            mel = 0.5 + 0.4 * np.sin(np.arange(rows)[:, None] / 7.0 + i + np.arange(80)[None] / 9.0)
+            key, label = f"synth__{i:05d}", names[i % len(names)]
+            meta = {"key": key, "label": label, "label_kind": "identity", "source": f"synthetic/{i:05d}.mp4",
+                    "num_frames": frames, "fps": FPS, "size": size, "sample_rate": SAMPLE_RATE, "mel_rows": rows}
+            fields: dict[str, Any] = {"frames.npy": img.astype(np.uint8), "mel.npy": mel.astype(np.float32)}
+            if landmarks:
+                drift = np.arange(frames)[:, None, None] * np.array([0.1, -0.05])
+                fields["landmarks.npy"] = (base_lm[None] + drift).astype(np.float16)
+            fields["json"] = meta
+            samples.append((key, fields, {"key": key, "source": meta["source"], "label": label, "num_frames": frames}))
+        sidecars.append(write_shard(dst_p, s0 // clips_per_shard, samples, [], header))
+    write_dataset_json(dst_p, sidecars, {"layout": "synthetic", "label_kind": "identity", "size": size,
+                                         "keep_audio": False, "settings": header["settings"]})
+    return dst_p

@@ -1,0 +1,529 @@
+"""``pcavs preprocess SRC DST``: talking-face videos -> aligned crops + mel features in WebDataset shards.
+
+Per clip: frames are streamed at 25 fps, the face is tracked with smoothed landmarks (short gaps
+interpolated), every frame is warped with the official alignment (the same crop inference uses) to
+``size`` x ``size``, and the official mel-spectrogram is computed from the 16 kHz audio. Video and
+audio are trimmed to a common length of ``T = min(video frames, num_video_frames(audio samples))``.
+
+Output (``DST``)::
+
+    shards/shard-000000.tar   samples {key}.frames.npy, .mel.npy, .landmarks.npy, [.audio.npy], .json
+    shards/shard-000000.json  clips written (with member byte offsets) and clips skipped, with reasons
+    dataset.json              labels, counts, shard list (written last: its presence means "complete")
+    skipped.jsonl             one line per skipped clip: source, reason, detail
+
+Stored mel rows: ``min(4*T + 8, rows of the whole clip)``, i.e. exactly what
+``mel_windows(mel, range(T))`` reads, so the windows are identical to those of the untrimmed clip.
+``audio.npy`` (``--keep-audio``) holds the first ``640*T`` samples.
+
+Resuming: the sorted clip list is cut into shards of ``clips_per_shard``; a shard is written to
+``.tar.partial``, then its ``.json`` sidecar, then renamed to ``.tar``. A rerun skips shards whose
+``.tar`` exists (after checking its sidecar was made with the same settings and clips) and redoes
+the rest, so a killed run loses at most the shards in flight and the result is byte-identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing as mp
+import os
+import queue
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pcavs import __version__
+from pcavs.audio import melspectrogram, num_video_frames
+from pcavs.config import ConfigError
+from pcavs.data.shards import ShardWriter, atomic_write_text
+
+__all__ = [
+    "CROP_NAME",
+    "FORMAT_VERSION",
+    "ClipRef",
+    "PreprocessConfig",
+    "PreprocessError",
+    "SkipClip",
+    "add_arguments",
+    "discover_clips",
+    "main",
+    "preprocess",
+    "process_clip",
+    "write_dataset_json",
+    "write_shard",
+]
+
+CROP_NAME = "pcavs-official-align-v1"
+FORMAT_VERSION = 1
+FPS = 25
+SAMPLE_RATE = 16000
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+LRW_SPLITS = frozenset({"train", "val", "test"})
+LABEL_KINDS = {"vox2": "identity", "lrw": "word"}
+_KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class PreprocessError(RuntimeError):
+    """The run cannot proceed (bad SRC/DST or settings); the message says what to do."""
+
+
+class SkipClip(Exception):
+    """A clip that is left out of the dataset, with a short machine-readable ``reason``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class ClipRef:
+    """One discovered clip: ``source`` is its path relative to SRC (POSIX separators)."""
+
+    source: str
+    label: str
+    key: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Settings of a preprocessing run (all but ``workers`` and ``layout`` affect the output bytes)."""
+
+    size: int = 224
+    workers: int = 1
+    layout: str = "auto"  # auto | vox2 | lrw
+    clips_per_shard: int = 64
+    min_frames: int = 30
+    keep_audio: bool = False
+    max_gap: int = 12  # longest face-less run (frames) that is interpolated; longer -> skip the clip
+    smooth_window: int = 9  # moving average over alignment parameters (FaceTracker window)
+    use_cnn: bool = False  # dlib's CNN fallback costs ~1-3 s per face-less frame on a CPU core
+    landmarks: str = "auto"  # auto: a SynthTalk sidecar's exact landmarks when present, else detect
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.size <= 1024:
+            raise ConfigError(f"size must be in 16..1024, got {self.size}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.layout not in ("auto", "vox2", "lrw"):
+            raise ConfigError(f"layout must be auto, vox2 or lrw, got {self.layout!r}")
+        if self.landmarks not in ("auto", "detect", "sidecar"):
+            raise ConfigError(f"landmarks must be auto, detect or sidecar, got {self.landmarks!r}")
+        if self.clips_per_shard < 1 or self.min_frames < 1 or self.max_gap < 0:
+            raise ConfigError("clips_per_shard and min_frames must be >= 1 and max_gap >= 0")
+        if self.smooth_window < 1 or self.smooth_window % 2 == 0:
+            raise ConfigError(f"smooth_window must be a positive odd number, got {self.smooth_window}")
+
+    def output_settings(self) -> dict[str, Any]:
+        """The settings that determine the shard contents (checked when resuming)."""
+        d = dataclasses.asdict(self)
+        del d["workers"], d["layout"]
+        return {**d, "crop": CROP_NAME, "version": FORMAT_VERSION}
+
+
+# ------------------------------------------------------------------------------------ discovery
+def _key(parts: Sequence[str]) -> str:
+    return "__".join(_KEY_UNSAFE.sub("_", p) for p in parts)
+
+
+def discover_clips(src: str | os.PathLike[str], layout: str = "auto") -> tuple[str, list[ClipRef]]:
+    """Find ``SRC/<a>/<b>/<clip>.mp4`` clips, sorted; returns ``(layout, clips)``.
+
+    ``vox2``: ``<id>/<video>/<clip>.mp4``, label = identity. ``lrw``: ``<word>/<split>/<name>.mp4``,
+    label = word. ``auto`` picks ``lrw`` when every middle folder is train/val/test.
+    """
+    root = Path(src)
+    if not root.is_dir():
+        raise PreprocessError(f"{root}: source folder not found; pass the dataset root (SRC/<id>/<video>/<clip>.mp4)")
+    paths = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*/*.mp4") if p.is_file())
+    if not paths:
+        raise PreprocessError(
+            f"{root}: no clips found; expected SRC/<id>/<video>/<clip>.mp4 (VoxCeleb2) or "
+            "SRC/<word>/<split>/<name>.mp4 (LRW)"
+        )
+    if layout == "auto":
+        layout = "lrw" if all(p.split("/")[1] in LRW_SPLITS for p in paths) else "vox2"
+    elif layout not in LABEL_KINDS:
+        raise PreprocessError(f"unknown layout {layout!r}; use auto, vox2 or lrw")
+    clips, seen = [], {}
+    for rel in paths:
+        a, b, name = rel.split("/")
+        key = _key([a, b, name[: -len(".mp4")]])
+        if key in seen:
+            raise PreprocessError(f"{root}: clips {seen[key]} and {rel} map to the same key {key}; rename one of them")
+        seen[key] = rel
+        clips.append(ClipRef(rel, a, key, b if layout == "lrw" else None))
+    return layout, clips
+
+
+# ------------------------------------------------------------------------------------ one clip
+def process_clip(path: str | os.PathLike[str], ref: ClipRef, cfg: PreprocessConfig, analyzer: Any = None,
+                 label_kind: str = "identity") -> dict[str, Any]:
+    """Aligned crops, mel and metadata of one clip as shard fields; raises :class:`SkipClip`."""
+    from pcavs.face import FaceLostError, FaceTracker, transform_points
+    from pcavs.media import MediaError, probe_video, read_audio, read_video_frames
+
+    path = Path(path)
+    try:
+        info = probe_video(path, fps=FPS)
+    except MediaError as e:
+        raise SkipClip("no_video" if "no video stream" in str(e) else "unreadable", str(e)) from None
+    if not info.has_audio:
+        raise SkipClip("no_audio", f"{path}: has no audio stream")
+    try:
+        audio = read_audio(path, SAMPLE_RATE)
+    except MediaError as e:
+        raise SkipClip("no_audio" if "no samples" in str(e) else "unreadable", str(e)) from None
+    limit = min(info.num_frames, num_video_frames(audio.size, FPS, SAMPLE_RATE))
+    if limit < cfg.min_frames:
+        raise SkipClip("too_short", f"{path}: {limit} frames with audio, fewer than min_frames={cfg.min_frames}")
+
+    tracker = FaceTracker(analyzer, size=cfg.size, window=cfg.smooth_window, max_gap=cfg.max_gap, keep_frames=True)
+    crops: list[np.ndarray] = []
+    lms: list[np.ndarray] = []
+    interpolated = 0
+
+    def take(results: list[Any]) -> None:
+        nonlocal interpolated
+        for tf in results:
+            crops.append(tracker.aligned(tf))
+            lms.append(transform_points(tf.matrix, tf.landmarks))  # landmarks in crop pixels
+            interpolated += int(tf.interpolated)
+
+    given = _sidecar_landmarks(path, cfg.landmarks)
+    frames = read_video_frames(path, fps=FPS)
+    n, flushing = 0, False
+    try:
+        for frame in frames:
+            if n >= limit:
+                break
+            if given is not None:
+                take(tracker.push_landmarks(given[n] if n < len(given) else None, frame))
+            else:
+                take(tracker.push(frame))
+            n += 1
+        flushing = True
+        take(tracker.flush())
+    except FaceLostError as e:
+        # push() raises when a face-less run exceeds max_gap: if that run started at frame 0 the face
+        # was never seen; flush() raises only when no frame had a face.
+        raise SkipClip("no_face" if flushing or n - 1 == cfg.max_gap else "face_lost", f"{path}: {e}") from None
+    except MediaError as e:
+        raise SkipClip("unreadable", str(e)) from None
+    finally:
+        frames.close()
+    t = len(crops)
+    if t < cfg.min_frames:
+        raise SkipClip("too_short", f"{path}: {t} decodable frames, fewer than min_frames={cfg.min_frames}")
+
+    mel = melspectrogram(audio).numpy()  # whole clip: RMS normalisation as at inference
+    mel = np.ascontiguousarray(mel[: 4 * t + 8])  # rows read by mel_windows for frames 0..T-1
+    landmarks = np.stack(lms).astype(np.float16)
+    meta: dict[str, Any] = {
+        "key": ref.key,
+        "label": ref.label,
+        "label_kind": label_kind,
+        "source": ref.source,
+        "num_frames": t,
+        "fps": FPS,
+        "size": cfg.size,
+        "sample_rate": SAMPLE_RATE,
+        "mel_rows": int(mel.shape[0]),
+        "crop": CROP_NAME,
+        "interpolated_frames": interpolated,
+        "mean_landmarks": np.round(np.mean(np.stack(lms), axis=0), 2).tolist(),
+    }
+    if ref.split is not None:
+        meta["split"] = ref.split
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            meta["groundtruth"] = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            meta["groundtruth_error"] = f"{sidecar.name}: {e}"
+    fields: dict[str, Any] = {"frames.npy": np.stack(crops), "mel.npy": mel, "landmarks.npy": landmarks}
+    if cfg.keep_audio:
+        fields["audio.npy"] = np.ascontiguousarray(audio[: t * SAMPLES_PER_FRAME], dtype=np.float32)
+        meta["audio_samples"] = int(fields["audio.npy"].size)
+    fields["json"] = meta
+    return fields
+
+
+def _sidecar_landmarks(path: Path, mode: str) -> list[np.ndarray] | None:
+    """Exact per-frame 68-point landmarks from a SynthTalk sidecar (``<clip>.json``), if wanted."""
+    if mode == "detect":
+        return None
+    sidecar = path.with_suffix(".json")
+    try:
+        frames = json.loads(sidecar.read_text(encoding="utf-8"))["frames"]
+        return [np.asarray(f["landmarks"], np.float64).reshape(68, 2) for f in frames]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if mode == "sidecar":
+            raise SkipClip("no_face", f"{sidecar}: no per-frame landmarks ({e}); use --landmarks detect") from None
+        return None
+
+
+# ------------------------------------------------------------------------------------ one shard
+def shard_paths(dst: Path, index: int) -> tuple[Path, Path, Path]:
+    """``(tar, partial tar, sidecar json)`` of shard ``index`` under ``dst/shards``."""
+    base = dst / "shards" / f"shard-{index:06d}"
+    return base.with_suffix(".tar"), base.with_suffix(".tar.partial"), base.with_suffix(".json")
+
+
+def write_shard(
+    dst: Path, index: int, samples: Sequence[tuple[str, dict[str, Any], dict[str, Any]]],
+    skipped: Sequence[dict[str, Any]], header: dict[str, Any],
+) -> dict[str, Any]:
+    """Write samples ``(key, fields, clip entry)`` atomically; returns the sidecar (written before the rename)."""
+    tar, partial, side = shard_paths(dst, index)
+    clips = []
+    with ShardWriter(partial) as writer:
+        for key, fields, entry in samples:
+            writer.add(key, fields)
+            clips.append({**entry, "members": {ext: list(v) for ext, v in writer.index[key].items()}})
+    sidecar = {**header, "shard": tar.name, "bytes": partial.stat().st_size, "clips": clips, "skipped": list(skipped)}
+    atomic_write_text(side, json.dumps(sidecar, sort_keys=True, indent=1) + "\n")
+    os.replace(partial, tar)
+    return sidecar
+
+
+_ANALYZER: Any = None
+_PROGRESS: Any = None
+
+
+def _analyzer(use_cnn: bool) -> Any:
+    global _ANALYZER
+    if _ANALYZER is None or _ANALYZER.use_cnn != use_cnn:
+        from pcavs.face import FaceAnalyzer
+
+        _ANALYZER = FaceAnalyzer(use_cnn=use_cnn)
+    return _ANALYZER
+
+
+def _init_worker(progress: Any) -> None:
+    global _PROGRESS
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: avoid oversubscription
+    _PROGRESS = progress
+
+
+def _shard_task(src: str, dst: str, index: int, refs: list[ClipRef], cfg: PreprocessConfig, label_kind: str,
+                header: dict[str, Any], tick: Callable[[], None] | None = None) -> dict[str, Any]:
+    if tick is None and _PROGRESS is not None:
+        tick = lambda: _PROGRESS.put(1)  # noqa: E731
+    samples, skipped = [], []
+    for ref in refs:
+        try:
+            fields = process_clip(Path(src) / ref.source, ref, cfg, _analyzer(cfg.use_cnn), label_kind)
+            meta = fields["json"]
+            entry = {"key": ref.key, "source": ref.source, "label": ref.label, "num_frames": meta["num_frames"]}
+            if ref.split is not None:
+                entry["split"] = ref.split
+            samples.append((ref.key, fields, entry))
+        except SkipClip as e:
+            skipped.append({"source": ref.source, "reason": e.reason, "detail": e.detail})
+        except Exception as e:  # noqa: BLE001 - one odd file must not end a day-long run; it is reported
+            skipped.append({"source": ref.source, "reason": "error", "detail": f"{type(e).__name__}: {e}"})
+        if tick is not None:
+            tick()
+    return write_shard(Path(dst), index, samples, skipped, {**header, "sources": [r.source for r in refs]})
+
+
+# ------------------------------------------------------------------------------------ the run
+def write_dataset_json(dst: Path, sidecars: Sequence[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    """``dataset.json`` + ``skipped.jsonl`` from the shard sidecars (in shard order); returns the dataset dict."""
+    labels = sorted({c["label"] for s in sidecars for c in s["clips"]})
+    frames = sum(c["num_frames"] for s in sidecars for c in s["clips"])
+    skipped = [{**k, "shard": s["shard"]} for s in sidecars for k in s["skipped"]]
+    reasons = Counter(k["reason"] for k in skipped)
+    clips = sum(len(s["clips"]) for s in sidecars)
+    dataset = {
+        **info,
+        "version": FORMAT_VERSION,
+        "created_by": f"pcavs {__version__}",
+        "format": "webdataset",
+        "crop": CROP_NAME,
+        "fps": FPS,
+        "sample_rate": SAMPLE_RATE,
+        "labels": labels,
+        "counts": {
+            "discovered": clips + len(skipped),
+            "clips": clips,
+            "frames": frames,
+            "seconds": round(frames / FPS, 3),
+            "skipped": dict(sorted(reasons.items())),
+        },
+        "shards": [
+            {"path": f"shards/{s['shard']}", "index": f"shards/{Path(s['shard']).stem}.json",
+             "clips": len(s["clips"]), "frames": sum(c["num_frames"] for c in s["clips"])}
+            for s in sidecars
+        ],
+    }
+    atomic_write_text(dst / "skipped.jsonl", "".join(json.dumps(k, sort_keys=True) + "\n" for k in skipped))
+    atomic_write_text(dst / "dataset.json", json.dumps(dataset, sort_keys=True, indent=1) + "\n")
+    return dataset
+
+
+def _load_done(tar: Path, side: Path, header: dict[str, Any], refs: list[ClipRef]) -> dict[str, Any] | None:
+    """The sidecar of a finished shard, or None when the shard must be (re)done."""
+    if not tar.exists():
+        return None
+    try:
+        sidecar = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        tar.unlink()  # a .tar without its sidecar was not made by this tool's rename order: redo it
+        return None
+    expected = {**header, "sources": [r.source for r in refs]}
+    if any(sidecar.get(k) != v for k, v in expected.items()):
+        raise PreprocessError(
+            f"{tar}: was written with other settings or another clip list (SRC changed?); write to an empty "
+            "DST, or delete DST/shards to start over"
+        )
+    return sidecar
+
+
+def preprocess(src: str | os.PathLike[str], dst: str | os.PathLike[str], cfg: PreprocessConfig = PreprocessConfig(),
+               progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) preprocessing; returns ``dataset.json``'s content plus ``"run"`` statistics."""
+    src_p, dst_p = Path(src).resolve(), Path(dst)
+    layout, refs = discover_clips(src_p, cfg.layout)
+    label_kind = LABEL_KINDS[layout]
+    (dst_p / "shards").mkdir(parents=True, exist_ok=True)
+    for junk in (dst_p / "shards").glob("*.partial"):
+        junk.unlink()  # left by a killed run
+    for junk in (dst_p / "shards").glob("*.tmp"):
+        junk.unlink()
+    header = {"settings": cfg.output_settings(), "layout": layout, "label_kind": label_kind}
+    chunks = [refs[i : i + cfg.clips_per_shard] for i in range(0, len(refs), cfg.clips_per_shard)]
+    sidecars: dict[int, dict[str, Any]] = {}
+    todo = []
+    for i, chunk in enumerate(chunks):
+        tar, _, side = shard_paths(dst_p, i)
+        done = _load_done(tar, side, header, chunk)
+        if done is None:
+            todo.append(i)
+        else:
+            sidecars[i] = done
+    start = time.perf_counter()
+    total = sum(len(chunks[i]) for i in todo)
+    bar = _progress_bar(total, progress)
+    try:
+        if cfg.workers == 1 or len(todo) <= 1:
+            for i in todo:
+                sidecars[i] = _shard_task(str(src_p), str(dst_p), i, chunks[i], cfg, label_kind, header,
+                                          tick=lambda: bar.update(1))
+        else:
+            sidecars.update(_run_parallel(src_p, dst_p, todo, chunks, cfg, label_kind, header, bar))
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    ordered = [sidecars[i] for i in range(len(chunks))]
+    dataset = write_dataset_json(dst_p, ordered, {"layout": layout, "label_kind": label_kind, "size": cfg.size,
+                                                  "keep_audio": cfg.keep_audio, "settings": header["settings"]})
+    new_clips = sum(len(sidecars[i]["clips"]) for i in todo)
+    new_frames = sum(c["num_frames"] for i in todo for c in sidecars[i]["clips"])
+    dataset["run"] = {"shards_done": todo, "seconds": elapsed, "clips_processed": total,
+                      "clips_per_s": total / elapsed if elapsed else 0.0,
+                      "frames_per_s": new_frames / elapsed if elapsed else 0.0, "clips_written": new_clips}
+    return dataset
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="clip", desc="preprocess", disable=not enabled, dynamic_ncols=True)
+
+
+def _run_parallel(src: Path, dst: Path, todo: list[int], chunks: list[list[ClipRef]], cfg: PreprocessConfig,
+                  label_kind: str, header: dict[str, Any], bar: Any) -> dict[int, dict[str, Any]]:
+    # spawn: dlib/av/torch state is not fork-safe, and spawn behaves the same on every OS.
+    ctx = mp.get_context("spawn")
+    ticks = ctx.Queue()
+    out: dict[int, dict[str, Any]] = {}
+    workers = min(cfg.workers, len(todo))
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ticks,)) as pool:
+        futures = {pool.submit(_shard_task, str(src), str(dst), i, chunks[i], cfg, label_kind, header): i
+                   for i in todo}
+        pending = set(futures)
+        try:
+            while pending:
+                finished, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    out[futures[fut]] = fut.result()  # a shard-level failure (disk full) stops the run
+                _drain(ticks, bar)
+        except BaseException:
+            for fut in pending:
+                fut.cancel()
+            raise
+        _drain(ticks, bar)
+    return out
+
+
+def _drain(ticks: Any, bar: Any) -> None:
+    while True:
+        try:
+            ticks.get_nowait()
+        except queue.Empty:
+            return
+        bar.update(1)
+
+
+# ------------------------------------------------------------------------------------ command line
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``preprocess`` arguments to ``parser`` (for wiring into the main CLI)."""
+    parser.add_argument("src", help="dataset root: SRC/<id>/<video>/<clip>.mp4 or SRC/<word>/<split>/<name>.mp4")
+    parser.add_argument("dst", help="output folder (shards/, dataset.json, skipped.jsonl); rerun to resume")
+    parser.add_argument("--size", type=int, default=224, help="crop size in pixels (64 for the CPU recipe)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (1 = in-process)")
+    parser.add_argument("--layout", choices=("auto", "vox2", "lrw"), default="auto")
+    parser.add_argument("--clips-per-shard", type=int, default=64)
+    parser.add_argument("--min-frames", type=int, default=30, help="skip clips shorter than this")
+    parser.add_argument("--keep-audio", action="store_true", help="also store the 16 kHz waveform")
+    parser.add_argument("--max-gap", type=int, default=12, help="longest face-less run (frames) to interpolate")
+    parser.add_argument("--cnn", action="store_true", help="CNN face detector fallback (slow; for hard clips)")
+    parser.add_argument("--landmarks", choices=("auto", "detect", "sidecar"), default="auto",
+                        help="auto: exact landmarks from a SynthTalk <clip>.json when present, else detect")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_args(args: argparse.Namespace) -> int:
+    """Run from parsed :func:`add_arguments` arguments; returns the exit status."""
+    cfg = PreprocessConfig(size=args.size, workers=args.workers, layout=args.layout,
+                           clips_per_shard=args.clips_per_shard, min_frames=args.min_frames,
+                           keep_audio=args.keep_audio, max_gap=args.max_gap, use_cnn=args.cnn,
+                           landmarks=args.landmarks)
+    ds = preprocess(args.src, args.dst, cfg, progress=not args.quiet)
+    c, run = ds["counts"], ds["run"]
+    why = ", ".join(f"{k} {v}" for k, v in c["skipped"].items()) or "none"
+    print(f"{args.dst}: {c['clips']}/{c['discovered']} clips, {c['frames']} frames ({c['seconds']:.1f} s), "
+          f"{len(ds['labels'])} {ds['label_kind']} labels, {len(ds['shards'])} shards; skipped: {why}; "
+          f"this run: {run['clips_processed']} clips in {run['seconds']:.1f} s ({run['clips_per_s']:.2f} clips/s, "
+          f"{run['frames_per_s']:.1f} frames/s)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``pcavs preprocess SRC DST [options]``."""
+    parser = add_arguments(argparse.ArgumentParser(prog="pcavs preprocess", description=__doc__.split("\n")[0]))
+    args = parser.parse_args(argv)
+    try:
+        return run_args(args)
+    except (PreprocessError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
