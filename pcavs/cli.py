@@ -143,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", lambda a: train_cli.run(a), "train a stage (sync, identity, joint) on a preprocessed dataset")
     train_cli.add_arguments(p)
 
+    from pcavs.eval import cli as eval_cli
+
+    p = add("evaluate", eval_cli.run_evaluate, "score generated videos: SSIM, PSNR, CPBD, LMD, CSIM, pose, sync")
+    eval_cli.add_evaluate_arguments(p)
+    p = add("report", eval_cli.run_report, "per-frame quality report (HTML + PNG plots + JSON) of one video")
+    eval_cli.add_report_arguments(p)
+    p = add("benchmark", eval_cli.run_benchmark, "the paper's Table 1 protocol on LRW or VoxCeleb2 test lists")
+    eval_cli.add_benchmark_arguments(p)
+
     add("demo", cmd_demo, "make demo.mp4 from the built-in model and sample inputs")
 
     p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")
