@@ -4,14 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test test-slow lint demo verify bench train-synth clean
+.PHONY: install system-deps test test-slow test-ui lint demo verify bench train-synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: this release is a CPU build on the project's machines; a looser pin pulls CUDA
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ui]'
 	touch $@
 
 system-deps:
@@ -25,6 +25,12 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# `pcavs ui` in headless Chromium (Debian chromium + playwright-core from npm); screenshots in /tmp/ui-shots
+test-ui: install
+	PCAVS_UI_TESTS=1 bash scripts/install-system-deps.sh
+	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
+	$(PY) -m pytest -q -m slow tests/test_ui.py
+
 lint: install
 	$(VENV)/bin/ruff check pcavs tests benchmarks
 
@@ -33,6 +39,13 @@ verify: install
 
 demo: install
 	$(VENV)/bin/pcavs demo
+
+# the CPU recipe: SynthTalk data, then sync / identity / joint training of the small preset
+train-synth: install
+	bash scripts/train_synth.sh
+
+bench: install
+	$(PY) benchmarks/inference.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -65,7 +65,6 @@ def is_pcavs_folder(folder: Path) -> bool:
 def load_official(folder: str | Path, cfg: ModelConfig | None = None, device: str | torch.device = "cpu") -> PCAVS:
     """Build the ``official`` preset and fill it from ``latest_net_{G,V,E,A_sync}.pth``."""
     folder = Path(folder)
-    model = PCAVS(cfg or preset("official"))
     absent = [official_file(folder, n).name for n in INFERENCE_NETWORKS if not official_file(folder, n).exists()]
     if absent:
         raise CheckpointError(
@@ -73,6 +72,7 @@ def load_official(folder: str | Path, cfg: ModelConfig | None = None, device: st
             "It needs latest_net_G.pth, latest_net_V.pth, latest_net_E.pth and latest_net_A_sync.pth "
             "from the released PC-AVS checkpoint."
         )
+    model = PCAVS(cfg or preset("official"))  # built after the file check: an incomplete folder fails at once
     for name in INFERENCE_NETWORKS:
         path = official_file(folder, name)
         try:

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Debian packages the project uses at run time or in tests: espeak-ng and flite (SynthTalk voices, test speech).
+# Debian packages the project uses at run time or in tests: espeak-ng and flite (SynthTalk voices, test speech);
+# with PCAVS_UI_TESTS=1 also chromium, nodejs and npm (the browser test of `pcavs ui`, `make test-ui`).
 # Installs only what is missing; needs root or sudo. Safe to run repeatedly.
 set -euo pipefail
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v flite >/dev/null 2>&1 || need+=(flite)
+# browser end-to-end test of `pcavs ui` (make test-ui) only: the default test suite needs no browser
+if [ "${PCAVS_UI_TESTS:-0}" = "1" ]; then
+    [ -x /usr/bin/chromium ] || need+=(chromium)
+    command -v node >/dev/null 2>&1 || need+=(nodejs)
+    command -v npm >/dev/null 2>&1 || need+=(npm)
+fi
 if [ "${#need[@]}" -eq 0 ]; then
     exit 0
 fi

@@ -1,0 +1,109 @@
+"""``pcavs generate``: arguments and the command function (wired into ``pcavs.cli`` by the lead).
+
+Exit status: 0 written; 2 a problem the user can fix (bad file, no face, wrong weights, bad option),
+printed as one ``error: ...`` message, with no output file left behind. Warnings (silent audio, an
+ignored --pose) are printed as ``warning: ...`` when they occur. The progress bar goes to stderr and
+``--quiet`` turns it off; the summary line goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``pcavs generate`` options to ``parser``."""
+    from .pipeline import NOISE_MODES, POSE_MODES
+
+    io = parser.add_argument_group("inputs and output")
+    io.add_argument("--identity", required=True, metavar="PHOTO", help="photo of the person (any Pillow format)")
+    io.add_argument("--audio", required=True, metavar="AUDIO",
+                    help="speech: any audio file, or a video with sound (required for --pose-mode self)")
+    io.add_argument("--pose", metavar="VIDEO", help="video whose head movement drives the pose")
+    io.add_argument("--pose-mode", choices=POSE_MODES, default=None,
+                    help="video: from --pose (default when given); still: the photo's own pose (default "
+                         "otherwise); frontal: zero pose code; self: from the --audio video")
+    io.add_argument("--weights", required=True, metavar="DIR",
+                    help="pcavs weights folder (config.json + model.safetensors) or official latest_net_*.pth folder")
+    io.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video to write (.mp4/.mov/.mkv)")
+    gen = parser.add_argument_group("generation")
+    gen.add_argument("--mouth-weight", type=float, default=None, metavar="W",
+                     help="scale of the speech feature (default: the model's, 1.2 as in the official demo)")
+    gen.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per forward pass (default 8)")
+    gen.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="default auto")
+    gen.add_argument("--fps", type=int, default=25, help="output frame rate (default 25, the model's)")
+    gen.add_argument("--face-index", type=int, default=0, metavar="K",
+                     help="which face of the photo: 0 = largest (default), 1 = next, ...")
+    gen.add_argument("--paste-back", action="store_true",
+                     help="blend the generated face into the full identity photo (output has the photo's size)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the generator noise (default 0)")
+    gen.add_argument("--noise", choices=NOISE_MODES, default="random",
+                     help="generator noise: random (official, seeded), const, none")
+    gen.add_argument("--align-audio", action="store_true",
+                     help="centre each speech window on its frame (for models trained that way; the official "
+                          "and pcavs models pair frame i with the window centred 15 ms earlier)")
+    gen.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="torch CPU threads (default 0: torch's choice; 1 avoids oversubscription on busy machines)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _print_warning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                   line: str | None = None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pcavs generate``; returns the exit status (2 for input errors, which are printed)."""
+    from .pipeline import USER_ERRORS, InputWarning, generate_video
+
+    threads = getattr(args, "threads", 0) or 0
+    if threads < 0:
+        print(f"error: --threads must be 1 or more (0: torch's default), got {threads}", file=sys.stderr)
+        return 2
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _print_warning
+            result = generate_video(
+                args.identity,
+                args.audio,
+                args.output,
+                weights=args.weights,
+                pose=args.pose,
+                pose_mode=args.pose_mode,
+                device=args.device,
+                fps=args.fps,
+                face_index=args.face_index,
+                mouth_weight=args.mouth_weight,
+                batch_size=args.batch_size,
+                paste_back=args.paste_back,
+                seed=args.seed,
+                noise=args.noise,
+                align_audio=args.align_audio,
+                progress=not args.quiet,
+            )
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m pcavs.infer.cli``) until ``pcavs generate`` is wired."""
+    parser = argparse.ArgumentParser(prog="pcavs generate", description="talking-face video from a photo and speech")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

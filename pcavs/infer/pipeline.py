@@ -1,0 +1,500 @@
+"""One photo + speech audio (+ a pose video) -> a finished talking-face mp4 with the audio muxed in.
+
+::
+
+    pipe = TalkingFacePipeline.from_pretrained("weights/", device="auto")   # weights loaded once
+    pipe.generate(identity="me.jpg", audio="speech.wav", pose="nod.mp4", output="out.mp4")
+    pipe.generate(identity=photo_array, audio=wave_16k, pose_mode="frontal", output="front.mp4")
+
+    generate_video("me.jpg", "speech.wav", "out.mp4", weights="weights/")   # one call
+
+Work order (why): :func:`prepare_inputs` checks and decodes everything that is cheap (paths, output
+folder, audio decode and length, pose video probe, face in the photo) *before* weights are loaded, so
+bad input fails fast and nothing is written. Generation then streams: the identity is encoded once,
+and for each batch of frames the speech windows, pose codes (from the pose video as it is decoded)
+and generated frames are produced and handed straight to the atomic :class:`VideoWriter`. Memory does
+not grow with the length of the video, apart from the waveform and its mel (~0.7 MB per minute).
+
+Timing: frame ``i`` is shown at ``i / fps`` and driven by the speech window the model was trained to
+pair with that frame (see :mod:`pcavs.infer.sources`). The writer puts audio sample 0 at t = 0, so
+the reported A/V offset (the picture's lead over the sound) is 0 ms by default.
+
+Random noise (``noise="random"``) is drawn per batch from a generator seeded with ``seed``: the same
+inputs, seed and batch size give the same video.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pcavs.audio import DEFAULT_AUDIO, num_video_frames
+from pcavs.checkpoint import (
+    WEIGHTS_FILE,
+    CheckpointError,
+    is_official_folder,
+    is_pcavs_folder,
+    load_model,
+    load_official,
+    official_file,
+    read_config,
+)
+from pcavs.face import FaceAnalyzer, FaceNotFoundError, align_face, default_analyzer, paste_back
+from pcavs.media import MediaError, VideoInfo, VideoWriter, probe_video, read_video_frames
+from pcavs.model import INFERENCE_NETWORKS, PCAVS
+
+from .pose import ConstantPose, PoseCodes, StreamedPose, tracked_crops
+from .sources import (
+    InputError,
+    InputWarning,
+    check_input_file,
+    check_output_path,
+    input_role,
+    load_audio,
+    load_image,
+    speech_features,
+    speech_windows,
+    timing_error_ms,
+)
+
+__all__ = [
+    "POSE_MODES",
+    "InputError",
+    "InputWarning",
+    "GenerationInputs",
+    "GenerationOptions",
+    "GenerationResult",
+    "TalkingFacePipeline",
+    "align_identity",
+    "check_weights",
+    "generate_video",
+    "prepare_inputs",
+    "resolve_device",
+    "resolve_pose_mode",
+    "USER_ERRORS",
+]
+
+PoseMode = Literal["video", "still", "frontal", "self"]
+POSE_MODES: tuple[str, ...] = ("video", "still", "frontal", "self")
+NOISE_MODES: tuple[str, ...] = ("random", "const", "none")
+
+#: Exceptions that mean "the user can fix this": the CLI prints them and exits with status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, MediaError, FaceNotFoundError, CheckpointError)
+
+ImageSource = str | os.PathLike[str] | np.ndarray
+AudioSource = str | os.PathLike[str] | np.ndarray | torch.Tensor
+PoseSource = str | os.PathLike[str] | np.ndarray | Iterable[np.ndarray]
+
+
+# ----------------------------------------------------------------------------------------- inputs
+@dataclass
+class GenerationInputs:
+    """Validated, decoded inputs of one video (everything but the pose frames, which are streamed)."""
+
+    identity: np.ndarray  # RGB uint8 photo
+    identity_name: str
+    landmarks: np.ndarray  # (68, 2) of the chosen face in the photo
+    audio: np.ndarray  # float32 mono at 16 kHz, as read
+    audio_name: str
+    pose_mode: str
+    pose: PoseSource | None  # a video path or frames (video / self modes)
+    pose_name: str | None
+    pose_info: VideoInfo | None  # probe of a pose video file
+    fps: int
+    num_frames: int  # T = num_video_frames(len(audio)): frames 0 .. T-1 are generated
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_pose_mode(pose: PoseSource | None, pose_mode: str | None) -> str:
+    """The pose mode to use: ``video`` when a pose source is given, ``still`` otherwise."""
+    if pose_mode is None:
+        return "still" if pose is None else "video"
+    if pose_mode not in POSE_MODES:
+        raise InputError(f"unknown pose mode {pose_mode!r}; choose one of {', '.join(POSE_MODES)}")
+    if pose_mode == "video" and pose is None:
+        raise InputError("pose mode 'video' needs a pose video (--pose VIDEO); or use --pose-mode still/frontal/self")
+    if pose_mode == "self" and pose is not None:
+        raise InputError(
+            "pose mode 'self' takes the head pose from the --audio video itself; drop --pose, "
+            "or use --pose-mode video to take it from --pose"
+        )
+    return pose_mode
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, str | os.PathLike)
+
+
+def prepare_inputs(
+    identity: ImageSource,
+    audio: AudioSource,
+    pose: PoseSource | None = None,
+    pose_mode: str | None = None,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    fps: int = 25,
+    face_index: int = 0,
+    analyzer: FaceAnalyzer | None = None,
+) -> GenerationInputs:
+    """Check and decode every input, cheapest check first; no model is needed.
+
+    Raises :class:`InputError`, :class:`MediaError` or :class:`FaceNotFoundError` with the file name,
+    the problem and the fix. Silent audio is accepted with an :class:`InputWarning`.
+    """
+    if not isinstance(fps, int) or isinstance(fps, bool) or not 1 <= fps <= 120:
+        raise InputError(f"fps must be a whole number of frames per second between 1 and 120, got {fps!r}")
+    if not isinstance(face_index, int) or face_index < 0:
+        raise InputError(f"face index must be 0 (the largest face) or more, got {face_index!r}")
+    mode = resolve_pose_mode(pose, pose_mode)
+    # 1. paths that must exist, and the output folder: instant
+    if _is_path(identity):
+        check_input_file(identity, "identity photo")
+    if _is_path(audio):
+        check_input_file(audio, "audio")
+    elif mode == "self":
+        raise InputError("pose mode 'self' needs the audio as a video file (its frames drive the pose), not an array")
+    if _is_path(pose):
+        check_input_file(pose, "pose video")
+    if output is not None:
+        check_output_path(output)
+    # 2. the photo (the header is checked before any pixel is decoded: huge images fail instantly)
+    image, identity_name = load_image(identity, "identity photo")
+    # 3. decode the audio (also proves the file is media and long enough)
+    wave, audio_name, notes = load_audio(audio, fps)
+    if mode in ("still", "frontal") and pose is not None:
+        note = f"pose mode '{mode}' ignores the pose video {pose if _is_path(pose) else '(frames)'}"
+        warnings.warn(note, InputWarning, stacklevel=2)
+        notes.append(note)
+    # 4. the pose video: probing reads the packet index only (detects truncation, no video stream)
+    pose_info, pose_name, pose_src = None, None, pose
+    if mode == "self":
+        pose_src = audio
+        pose_info = _probe_pose(audio, fps, "audio video (pose mode 'self')")
+        pose_name = f"audio video {audio}"
+    elif mode == "video":
+        if _is_path(pose):
+            pose_info = _probe_pose(pose, fps, "pose video")
+            pose_name = f"pose video {pose}"
+        else:
+            pose_name = "the pose frames"
+            if isinstance(pose, np.ndarray) and (pose.ndim != 4 or pose.shape[-1] != 3 or pose.dtype != np.uint8):
+                raise InputError(f"pose frames must be an (N, H, W, 3) uint8 array, got {pose.shape} {pose.dtype}")
+    # 5. the face in the photo (detection is the slowest check: ~0.05-2 s)
+    analyzer = analyzer or default_analyzer()
+    label = f"identity photo {identity_name}" if _is_path(identity) else identity_name
+    landmarks = analyzer.landmarks(image, face_index=face_index, name=label)
+    return GenerationInputs(
+        identity=image,
+        identity_name=identity_name,
+        landmarks=landmarks,
+        audio=wave,
+        audio_name=audio_name,
+        pose_mode=mode,
+        pose=pose_src if mode in ("video", "self") else None,
+        pose_name=pose_name,
+        pose_info=pose_info,
+        fps=fps,
+        num_frames=num_video_frames(wave.size, fps, DEFAULT_AUDIO.sample_rate),
+        warnings=list(notes),
+    )
+
+
+def _probe_pose(path: str | os.PathLike[str], fps: int, role: str) -> VideoInfo:
+    with input_role(role, path):
+        info = probe_video(path, fps=fps)  # a truncated file, no video stream, no frames: MediaError
+    if info.num_frames < 1:
+        raise MediaError(f"{role} {path}: has no frames; use another video")
+    return info
+
+
+def check_weights(path: str | os.PathLike[str]) -> None:
+    """Fail fast (before decoding inputs) on a weights folder that is missing, empty or incomplete.
+
+    Only file presence and config.json are checked here; the tensors are checked when they are loaded.
+    """
+    p = Path(path)
+    folder = p.parent if p.is_file() else p
+    if not p.exists() or not (is_pcavs_folder(folder) or is_official_folder(folder)):
+        load_model(p)  # raises CheckpointError with the full explanation, without loading anything
+    elif is_pcavs_folder(folder):
+        read_config(folder)  # a missing or invalid config.json
+        if not (folder / WEIGHTS_FILE).exists():
+            raise CheckpointError(f"{folder / WEIGHTS_FILE}: missing; the folder has config.json but no weights")
+    elif not all(official_file(folder, n).exists() for n in INFERENCE_NETWORKS):
+        load_official(folder)  # raises "official checkpoint folder is incomplete, missing ..." before building
+
+
+def align_identity(inputs: GenerationInputs, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The official aligned crop (``size`` x ``size``) of the photo's face and the photo -> crop matrix."""
+    return align_face(inputs.identity, inputs.landmarks, size=size)
+
+
+# ---------------------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How to generate; every field has the CLI's default."""
+
+    mouth_weight: float | None = None  # scale of the speech feature; None: the model's (1.2)
+    batch_size: int = 8
+    paste_back: bool = False  # blend each face into the full identity photo
+    seed: int = 0
+    noise: str = "random"  # generator noise: random (official, seeded), const, none
+    align_audio: bool = False  # True: centre each speech window on its frame (only for models trained so)
+    progress: bool = False  # tqdm bar on stderr
+    pose_face_index: int = 0  # which face the pose-video tracker follows (0 = largest)
+    max_gap: int = 12  # longest run of face-less pose frames that is interpolated
+    smooth_window: int = 9  # pose-video landmark smoothing (odd; 1 = off)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InputError(f"batch size must be 1 or more, got {self.batch_size!r}")
+        if self.noise not in NOISE_MODES:
+            raise InputError(f"unknown noise mode {self.noise!r}; choose one of {', '.join(NOISE_MODES)}")
+        if self.mouth_weight is not None and not np.isfinite(self.mouth_weight):
+            raise InputError(f"mouth weight must be a finite number, got {self.mouth_weight!r}")
+        if self.smooth_window < 1 or self.smooth_window % 2 == 0:
+            raise InputError(f"smoothing window must be a positive odd number, got {self.smooth_window}")
+        if self.max_gap < 0 or self.pose_face_index < 0:
+            raise InputError("max_gap and pose_face_index must be >= 0")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> GenerationOptions:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise TypeError(f"unknown generation option(s): {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        return cls(**kwargs)
+
+
+# ----------------------------------------------------------------------------------------- result
+@dataclass
+class GenerationResult:
+    """What was written."""
+
+    output: Path
+    num_frames: int
+    fps: int
+    width: int
+    height: int
+    audio_duration: float  # seconds of audio muxed in
+    elapsed: float  # wall seconds of generation and encoding (model loading excluded)
+    pose_mode: str
+    pose_source_frames: int | None  # source frames the pose was taken from (video / self modes)
+    av_offset_ms: float  # speech-window centre minus frame time (mean), by construction
+    av_offset_max_ms: float  # the largest per-frame value (row rounding at fps other than 25)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of video (num_frames / fps)."""
+        return self.num_frames / self.fps
+
+    @property
+    def frames_per_second(self) -> float:
+        """Generation speed."""
+        return self.num_frames / self.elapsed if self.elapsed > 0 else float("inf")
+
+    def summary(self) -> str:
+        """``wrote OUT.mp4: N frames, S s, F frames/s (pose: MODE), A/V offset 0 ms``."""
+        pose = f"pose: {self.pose_mode}"
+        offset = f"A/V offset {round(self.av_offset_ms):d} ms"  # round(): no "-0 ms" from float dust
+        if self.av_offset_max_ms - abs(self.av_offset_ms) > 0.5:
+            offset += f" (±{self.av_offset_max_ms:.0f} ms row rounding at {self.fps} fps)"
+        return (
+            f"wrote {self.output}: {self.num_frames} frames, {self.duration:.2f} s, "
+            f"{self.frames_per_second:.1f} frames/s ({pose}), {offset}"
+        )
+
+
+# --------------------------------------------------------------------------------------- pipeline
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA is an :class:`InputError`."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}; use cpu, cuda or auto") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device cuda requested but no CUDA GPU is usable here; use --device cpu (or auto)")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"device {device!r} is not supported; use cpu, cuda or auto")
+    return dev
+
+
+def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1] (the official ToTensor + Normalize(0.5, 0.5))."""
+    arr = np.ascontiguousarray(images)
+    if not arr.flags.writeable:  # PIL-backed crops are read-only; torch.from_numpy warns on those
+        arr = arr.copy()
+    x = torch.from_numpy(arr).to(device)
+    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def _to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """Generator output (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded."""
+    x = frames.detach().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+class TalkingFacePipeline:
+    """A loaded model serving many :meth:`generate` calls (weights are loaded once)."""
+
+    def __init__(
+        self, model: PCAVS, device: str | torch.device | None = None, analyzer: FaceAnalyzer | None = None
+    ) -> None:
+        self.device = resolve_device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        self.analyzer = analyzer or default_analyzer()
+
+    @classmethod
+    def from_pretrained(
+        cls, weights: str | os.PathLike[str], device: str | torch.device = "auto", analyzer: FaceAnalyzer | None = None
+    ) -> TalkingFacePipeline:
+        """Load a pcavs safetensors folder or an official ``latest_net_*.pth`` folder."""
+        dev = resolve_device(device)
+        return cls(load_model(weights, device=dev), dev, analyzer)
+
+    @property
+    def image_size(self) -> int:
+        """The model's face crop size (224 official, 64 small, 32 tiny)."""
+        return int(self.model.cfg.image_size)
+
+    def align_identity(self, inputs: GenerationInputs) -> tuple[np.ndarray, np.ndarray]:
+        """``(crop, matrix)``: the official aligned crop at the model's size, and photo -> crop matrix."""
+        return align_identity(inputs, self.image_size)
+
+    def generate(
+        self,
+        identity: ImageSource,
+        audio: AudioSource,
+        pose: PoseSource | None = None,
+        pose_mode: str | None = None,
+        *,
+        output: str | os.PathLike[str],
+        fps: int = 25,
+        face_index: int = 0,
+        **options: Any,
+    ) -> GenerationResult:
+        """Make one video. Inputs are paths or arrays (photo: HxWx3 uint8; audio: mono float at 16 kHz;
+        pose: video path or (N, H, W, 3) uint8 frames). ``options``: fields of :class:`GenerationOptions`.
+        """
+        opts = GenerationOptions.from_kwargs(**options)
+        inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
+                                analyzer=self.analyzer)
+        return self.render(inputs, output, opts)
+
+    # ---------------------------------------------------------------------------------- render
+    def _pose_codes(self, inputs: GenerationInputs, identity_crop: np.ndarray, opts: GenerationOptions) -> PoseCodes:
+        model, size = self.model, self.image_size
+        if inputs.pose_mode == "frontal":
+            # the paper's extreme-view experiment: a zero pose code
+            return ConstantPose(torch.zeros(model.cfg.mapping.pose_dim, device=self.device))
+        if inputs.pose_mode == "still":
+            return ConstantPose(model.encode_pose(_to_tensor(identity_crop[None], self.device))[0])
+        src = inputs.pose
+        frames: Iterable[np.ndarray]
+        if _is_path(src):
+            frames = read_video_frames(src, fps=inputs.fps)
+        else:
+            frames = iter(src)  # type: ignore[arg-type]
+        crops = tracked_crops(frames, size, analyzer=self.analyzer, name=inputs.pose_name or "pose video",
+                              face_index=opts.pose_face_index, max_gap=opts.max_gap, window=opts.smooth_window)
+
+        def encode(batch: np.ndarray) -> torch.Tensor:
+            return model.encode_pose(_to_tensor(batch, self.device)).cpu()
+
+        return StreamedPose(crops, encode, name=inputs.pose_name or "pose video")
+
+    def render(
+        self, inputs: GenerationInputs, output: str | os.PathLike[str], options: GenerationOptions | None = None
+    ) -> GenerationResult:
+        """Generate frames 0 .. T-1 for prepared ``inputs`` and write ``output`` (atomic: all or nothing)."""
+        opts = options or GenerationOptions()
+        out = check_output_path(output)
+        model = self.model
+        h, w = inputs.identity.shape[:2]
+        # paste-back output is the photo, cut to even sizes (yuv420p); otherwise the model's crop
+        size = (h - h % 2, w - w % 2) if opts.paste_back else (self.image_size, self.image_size)
+        if min(size) < 2:
+            raise InputError(f"{inputs.identity_name}: the photo is too small ({w}x{h}) to paste back into")
+        background = inputs.identity[: size[0], : size[1]] if opts.paste_back else None
+        weight = model.cfg.mouth_weight if opts.mouth_weight is None else opts.mouth_weight
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            crop, matrix = self.align_identity(inputs)
+            identity = model.encode_identity(_to_tensor(crop[None], self.device))  # once per video
+            mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
+            rng = torch.Generator(device=self.device).manual_seed(opts.seed)
+            poses = self._pose_codes(inputs, crop, opts)
+            try:
+                with (
+                    VideoWriter(out, fps=inputs.fps, audio=inputs.audio, sample_rate=DEFAULT_AUDIO.sample_rate) as wr,
+                    tqdm(total=inputs.num_frames, unit="frame", desc=out.name, file=sys.stderr,
+                         disable=not opts.progress, dynamic_ncols=True, leave=False) as bar,
+                ):
+                    for start in range(0, inputs.num_frames, opts.batch_size):
+                        stop = min(start + opts.batch_size, inputs.num_frames)
+                        windows = speech_windows(mel, range(start, stop), inputs.fps).to(self.device)
+                        mouth = model.mouth_style(model.encode_audio(windows), weight)
+                        pose = poses.codes(start, stop).to(self.device)
+                        faces = _to_uint8(model.generate(identity, mouth, pose, noise=opts.noise, generator=rng))
+                        if background is None:
+                            wr.write(faces)
+                        else:
+                            # one full-size frame at a time: a batch of 4K photos would be hundreds of MB
+                            for face in faces:
+                                wr.write(paste_back(background, face, matrix))
+                        bar.update(stop - start)
+            finally:
+                poses.close()
+        elapsed = time.perf_counter() - t0
+        mean_off, max_off = timing_error_ms(inputs.fps, opts.align_audio)
+        return GenerationResult(
+            output=out,
+            num_frames=inputs.num_frames,
+            fps=inputs.fps,
+            width=size[1],
+            height=size[0],
+            audio_duration=inputs.audio.size / DEFAULT_AUDIO.sample_rate,
+            elapsed=elapsed,
+            pose_mode=inputs.pose_mode,
+            pose_source_frames=poses.source_frames if isinstance(poses, StreamedPose) else None,
+            av_offset_ms=mean_off,
+            av_offset_max_ms=max_off,
+            warnings=list(inputs.warnings),
+        )
+
+
+def generate_video(
+    identity: ImageSource,
+    audio: AudioSource,
+    output: str | os.PathLike[str],
+    *,
+    weights: str | os.PathLike[str] | PCAVS,
+    pose: PoseSource | None = None,
+    pose_mode: str | None = None,
+    device: str | torch.device = "auto",
+    fps: int = 25,
+    face_index: int = 0,
+    **options: Any,
+) -> GenerationResult:
+    """One call: check the inputs, load the weights, generate ``output``. ``options``: :class:`GenerationOptions`."""
+    opts = GenerationOptions.from_kwargs(**options)
+    dev = resolve_device(device)
+    if not isinstance(weights, PCAVS):
+        check_weights(weights)
+    inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index)
+    pipe = TalkingFacePipeline(weights, dev) if isinstance(weights, PCAVS) else (
+        TalkingFacePipeline.from_pretrained(weights, dev))
+    return pipe.render(inputs, output, opts)

@@ -1,0 +1,150 @@
+"""Pose codes for every output frame: from a streamed pose video, the photo itself, or zero.
+
+A pose video is never held in memory: frames are decoded, tracked and aligned as the generator asks
+for them, batch by batch, and only the resulting pose codes (``pose_dim`` floats per source frame,
+48 bytes officially) are kept. That is what makes looping cheap: when the video is shorter than the
+audio it plays back and forth (0, 1, .., n-1, n-2, .., 1, 0, 1, ..) like the official demo, and the
+return trips reuse the stored codes instead of decoding the file again. A video longer than the
+audio is simply not read past the frames that are needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from pcavs.face import FaceAnalyzer, FaceLostError, FaceNotFoundError, FaceTracker
+
+__all__ = ["PoseCodes", "ConstantPose", "StreamedPose", "pingpong_index", "pingpong_indices", "tracked_crops"]
+
+
+def pingpong_index(k: int, n: int) -> int:
+    """Source frame shown at output frame ``k`` when ``n`` source frames loop back and forth."""
+    if n < 1:
+        raise ValueError(f"need at least one source frame, got {n}")
+    if k < 0:
+        raise ValueError(f"frame index must be >= 0, got {k}")
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)  # the end frames are not repeated: ... n-2, n-1, n-2 ...
+    m = k % period
+    return m if m < n else period - m
+
+
+def pingpong_indices(start: int, stop: int, n: int) -> list[int]:
+    """:func:`pingpong_index` for output frames ``start .. stop-1``."""
+    return [pingpong_index(k, n) for k in range(start, stop)]
+
+
+class PoseCodes(Protocol):
+    """Anything that hands out pose codes for consecutive output-frame ranges."""
+
+    def codes(self, start: int, stop: int) -> torch.Tensor: ...
+
+    def close(self) -> None: ...
+
+
+class ConstantPose:
+    """The same pose code for every frame (``still``: the photo's own pose; ``frontal``: zeros)."""
+
+    def __init__(self, code: torch.Tensor) -> None:
+        self.code = code.reshape(1, -1)
+        self.source_frames = 1
+
+    def codes(self, start: int, stop: int) -> torch.Tensor:
+        return self.code.expand(stop - start, -1)
+
+    def close(self) -> None:
+        pass
+
+
+class StreamedPose:
+    """Pose codes from a stream of aligned crops, encoded lazily in the batches the caller asks for.
+
+    ``crops`` yields ``size x size x 3`` uint8 network inputs in source order; ``encode`` maps a batch
+    (B, size, size, 3) to pose codes (B, pose_dim). Calls must ask for consecutive ranges from 0
+    (as the generation loop does); the stream is read at most up to the last frame requested.
+    """
+
+    def __init__(
+        self, crops: Iterator[np.ndarray], encode: Callable[[np.ndarray], torch.Tensor], name: str = "pose video"
+    ) -> None:
+        self._crops = crops
+        self._encode = encode
+        self._codes: list[torch.Tensor] = []  # one (pose_dim,) row per source frame read so far
+        self._total: int | None = None  # number of source frames, known once the stream ends
+        self.name = name
+
+    @property
+    def source_frames(self) -> int:
+        """Source frames read so far (all of them once the stream has ended)."""
+        return len(self._codes)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._total is not None
+
+    def _read_until(self, count: int) -> None:
+        batch: list[np.ndarray] = []
+        while self._total is None and len(self._codes) + len(batch) < count:
+            crop = next(self._crops, None)
+            if crop is None:
+                self._total = len(self._codes) + len(batch)
+                break
+            batch.append(crop)
+        if batch:
+            self._codes.extend(self._encode(np.stack(batch)).detach().cpu().unbind(0))
+        if self._total == 0:
+            raise FaceNotFoundError(f"{self.name}: has no frames to take the head pose from; use another video")
+
+    def codes(self, start: int, stop: int) -> torch.Tensor:
+        """Pose codes for output frames ``start .. stop-1`` (looping back and forth past the end)."""
+        self._read_until(stop)
+        n = self._total
+        if n is None:  # still inside the first pass: output frame k is source frame k
+            index = list(range(start, stop))
+        else:
+            index = pingpong_indices(start, stop, n)
+        return torch.stack([self._codes[i] for i in index])
+
+    def close(self) -> None:
+        """Stop reading (closes the decoder when the crops come from a generator)."""
+        close = getattr(self._crops, "close", None)
+        if close is not None:
+            close()
+
+
+def tracked_crops(
+    frames: Iterable[np.ndarray],
+    size: int,
+    *,
+    analyzer: FaceAnalyzer | None = None,
+    name: str = "pose video",
+    face_index: int = 0,
+    max_gap: int = 12,
+    window: int = 9,
+) -> Iterator[np.ndarray]:
+    """Aligned ``size`` crops of the tracked face in each frame, in order, with bounded lookahead.
+
+    Landmarks are smoothed and short face-less gaps interpolated by :class:`FaceTracker`; a gap of
+    more than ``max_gap`` frames raises :class:`FaceLostError` with the frame numbers and ``name``.
+    """
+    tracker = FaceTracker(analyzer, size=size, window=window, max_gap=max_gap, face_index=face_index,
+                          keep_frames=True)
+    try:
+        for frame in frames:
+            for tf in tracker.push(frame):
+                yield tracker.aligned(tf)
+        for tf in tracker.flush():
+            yield tracker.aligned(tf)
+    except FaceLostError as exc:
+        raise FaceLostError(f"{name}: {exc}") from None
+    except FaceNotFoundError as exc:
+        raise FaceNotFoundError(f"{name}: {exc}") from None
+    finally:
+        close = getattr(frames, "close", None)  # the video decoder: release the file now, not at GC
+        if close is not None:
+            close()
