@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("benchmark", eval_cli.run_benchmark, "the paper's Table 1 protocol on LRW or VoxCeleb2 test lists")
     eval_cli.add_benchmark_arguments(p)
 
+    from pcavs.ui import cli as ui_cli
+
+    p = add("ui", lambda a: ui_cli.run(a), "local web page (Gradio) to make talking-face videos")
+    ui_cli.add_arguments(p)
+
     add("demo", cmd_demo, "make demo.mp4 from the built-in model and sample inputs")
 
     p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")
