@@ -106,14 +106,18 @@ def test_two_process_gloo_ddp(tmp_path):
 
 
 def test_loss_falls_on_one_clip(tmp_path):
-    """A few dozen joint steps on one tiny clip: reconstruction (L1) goes down clearly."""
+    """A few dozen joint steps on one tiny clip: reconstruction (L1) goes down clearly.
+
+    The adversarial weight is lowered so the check measures the reconstruction path (at full weight,
+    40 steps of a fresh discriminator make the curve noisy)."""
     import json
 
     from pcavs.data.dataset import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "data", num_clips=2, frames=12, size=32, labels=1)
     cfg = train_preset("tiny-joint", [f"data.root={data}", f"out_dir={tmp_path / 'run'}", "steps=40", "log_every=1",
-                                      "data.samples_per_clip=8", "checkpoint_every=0"])  # fmt: skip
+                                      "data.samples_per_clip=16", "checkpoint_every=0", "optim.lr_g=0.003",
+                                      "loss.gan=0.1"])  # fmt: skip
     from pcavs.train.data import batch_source
 
     Trainer(cfg, batch_source(cfg, __import__("pcavs.train.distributed", fromlist=["DistInfo"]).DistInfo())).run(
