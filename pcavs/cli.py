@@ -87,10 +87,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    raise UserError(
-        "the built-in demo is not available yet: it needs the trained small model and sample inputs "
-        "(issue 'SynthTalk ... and the built-in demo'). Meanwhile: pcavs verify-reference tests/data/official-v0"
-    )
+    from pcavs.infer.demo import DEMO_WEIGHTS, run_demo
+
+    weights = Path(args.weights) if args.weights else DEMO_WEIGHTS
+    if not weights.exists():
+        raise UserError(f"{weights}: the built-in model is missing; reinstall pcavs or pass --weights DIR")
+    _, summary = run_demo(args.output, weights=weights, progress=not args.quiet)
+    print(summary)
+    return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -157,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ui", lambda a: ui_cli.run(a), "local web page (Gradio) to make talking-face videos")
     ui_cli.add_arguments(p)
 
-    add("demo", cmd_demo, "make demo.mp4 from the built-in model and sample inputs")
+    p = add("demo", cmd_demo, "make demo.mp4 (identity | pose source | result) from the built-in model and inputs")
+    p.add_argument("-o", "--output", default="demo.mp4")
+    p.add_argument("--weights", default=None, help="another weights folder (default: the built-in small model)")
+    p.add_argument("--quiet", action="store_true")
 
     p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m pcavs.synth")

@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -110,6 +110,7 @@ class GenerationInputs:
     pose: PoseSource | None  # a video path or frames (video / self modes)
     pose_name: str | None
     pose_info: VideoInfo | None  # probe of a pose video file
+    pose_landmarks: list[np.ndarray] | None  # given per-frame landmarks of the pose video (no detection)
     fps: int
     num_frames: int  # T = num_video_frames(len(audio)): frames 0 .. T-1 are generated
     warnings: list[str] = field(default_factory=list)
@@ -145,8 +146,13 @@ def prepare_inputs(
     fps: int = 25,
     face_index: int = 0,
     analyzer: FaceAnalyzer | None = None,
+    identity_landmarks: np.ndarray | None = None,
+    pose_landmarks: Sequence[np.ndarray] | None = None,
 ) -> GenerationInputs:
     """Check and decode every input, cheapest check first; no model is needed.
+
+    ``identity_landmarks`` (68, 2) and ``pose_landmarks`` (one (68, 2) array per pose frame) replace
+    face detection, for callers with their own landmarks (e.g. SynthTalk's exact ones).
 
     Raises :class:`InputError`, :class:`MediaError` or :class:`FaceNotFoundError` with the file name,
     the problem and the fix. Silent audio is accepted with an :class:`InputWarning`.
@@ -190,9 +196,13 @@ def prepare_inputs(
             if isinstance(pose, np.ndarray) and (pose.ndim != 4 or pose.shape[-1] != 3 or pose.dtype != np.uint8):
                 raise InputError(f"pose frames must be an (N, H, W, 3) uint8 array, got {pose.shape} {pose.dtype}")
     # 5. the face in the photo (detection is the slowest check: ~0.05-2 s)
-    analyzer = analyzer or default_analyzer()
-    label = f"identity photo {identity_name}" if _is_path(identity) else identity_name
-    landmarks = analyzer.landmarks(image, face_index=face_index, name=label)
+    given_pose = None if pose_landmarks is None else [_check_landmarks(lm, "pose landmarks") for lm in pose_landmarks]
+    if identity_landmarks is not None:
+        landmarks = _check_landmarks(identity_landmarks, "identity landmarks")
+    else:
+        analyzer = analyzer or default_analyzer()
+        label = f"identity photo {identity_name}" if _is_path(identity) else identity_name
+        landmarks = analyzer.landmarks(image, face_index=face_index, name=label)
     return GenerationInputs(
         identity=image,
         identity_name=identity_name,
@@ -203,10 +213,18 @@ def prepare_inputs(
         pose=pose_src if mode in ("video", "self") else None,
         pose_name=pose_name,
         pose_info=pose_info,
+        pose_landmarks=given_pose,
         fps=fps,
         num_frames=num_video_frames(wave.size, fps, DEFAULT_AUDIO.sample_rate),
         warnings=list(notes),
     )
+
+
+def _check_landmarks(landmarks: Any, role: str) -> np.ndarray:
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
+        raise InputError(f"{role}: expected 68 (x, y) points in the 68-point iBUG order, got shape {lm.shape}")
+    return lm
 
 
 def _probe_pose(path: str | os.PathLike[str], fps: int, role: str) -> VideoInfo:
@@ -384,14 +402,18 @@ class TalkingFacePipeline:
         output: str | os.PathLike[str],
         fps: int = 25,
         face_index: int = 0,
+        identity_landmarks: np.ndarray | None = None,
+        pose_landmarks: Sequence[np.ndarray] | None = None,
         **options: Any,
     ) -> GenerationResult:
         """Make one video. Inputs are paths or arrays (photo: HxWx3 uint8; audio: mono float at 16 kHz;
         pose: video path or (N, H, W, 3) uint8 frames). ``options``: fields of :class:`GenerationOptions`.
+        Given landmarks replace face detection (see :func:`prepare_inputs`).
         """
         opts = GenerationOptions.from_kwargs(**options)
         inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
-                                analyzer=self.analyzer)
+                                analyzer=self.analyzer, identity_landmarks=identity_landmarks,
+                                pose_landmarks=pose_landmarks)
         return self.render(inputs, output, opts)
 
     # ---------------------------------------------------------------------------------- render
@@ -409,7 +431,8 @@ class TalkingFacePipeline:
         else:
             frames = iter(src)  # type: ignore[arg-type]
         crops = tracked_crops(frames, size, analyzer=self.analyzer, name=inputs.pose_name or "pose video",
-                              face_index=opts.pose_face_index, max_gap=opts.max_gap, window=opts.smooth_window)
+                              face_index=opts.pose_face_index, max_gap=opts.max_gap, window=opts.smooth_window,
+                              landmarks=inputs.pose_landmarks)
 
         def encode(batch: np.ndarray) -> torch.Tensor:
             return model.encode_pose(_to_tensor(batch, self.device)).cpu()
@@ -487,6 +510,8 @@ def generate_video(
     device: str | torch.device = "auto",
     fps: int = 25,
     face_index: int = 0,
+    identity_landmarks: np.ndarray | None = None,
+    pose_landmarks: Sequence[np.ndarray] | None = None,
     **options: Any,
 ) -> GenerationResult:
     """One call: check the inputs, load the weights, generate ``output``. ``options``: :class:`GenerationOptions`."""
@@ -494,7 +519,8 @@ def generate_video(
     dev = resolve_device(device)
     if not isinstance(weights, PCAVS):
         check_weights(weights)
-    inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index)
+    inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
+                            identity_landmarks=identity_landmarks, pose_landmarks=pose_landmarks)
     pipe = TalkingFacePipeline(weights, dev) if isinstance(weights, PCAVS) else (
         TalkingFacePipeline.from_pretrained(weights, dev))
     return pipe.render(inputs, output, opts)

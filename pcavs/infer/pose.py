@@ -10,7 +10,7 @@ audio is simply not read past the frames that are needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -126,17 +126,23 @@ def tracked_crops(
     face_index: int = 0,
     max_gap: int = 12,
     window: int = 9,
+    landmarks: Sequence[np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
     """Aligned ``size`` crops of the tracked face in each frame, in order, with bounded lookahead.
 
     Landmarks are smoothed and short face-less gaps interpolated by :class:`FaceTracker`; a gap of
     more than ``max_gap`` frames raises :class:`FaceLostError` with the frame numbers and ``name``.
+    ``landmarks`` (one (68, 2) array per frame) replace detection; frames past its end count as lost.
     """
     tracker = FaceTracker(analyzer, size=size, window=window, max_gap=max_gap, face_index=face_index,
                           keep_frames=True)
     try:
-        for frame in frames:
-            for tf in tracker.push(frame):
+        for i, frame in enumerate(frames):
+            if landmarks is None:
+                done = tracker.push(frame)
+            else:
+                done = tracker.push_landmarks(landmarks[i] if i < len(landmarks) else None, frame)
+            for tf in done:
                 yield tracker.aligned(tf)
         for tf in tracker.flush():
             yield tracker.aligned(tf)
