@@ -5,7 +5,7 @@ wraps each value in a :class:`LossTerm` and reduces them with
 :func:`weighted_sum`, which also produces a flat dict of floats for logging
 (the pattern of descript-audio-codec's trainer).
 
-Default weights (:class:`LossWeights`) are those of the released PC-AVS code
+Default weights (``pcavs.train.config.LossConfig``) are those of the released PC-AVS code
 (``options/base_options.py``): ``lambda_feat=10``, ``lambda_vgg=10``,
 ``lambda_contrastive=100``, ``lambda_crossmodal=1``, ``lambda_D=1`` and an
 unweighted identity cross-entropy.
@@ -14,7 +14,7 @@ unweighted identity cross-entropy.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -35,7 +35,6 @@ from pcavs.losses.vgg import VGG19Features, default_vgg19_path, load_vgg19_weigh
 
 __all__ = [
     "LossTerm",
-    "LossWeights",
     "weighted_sum",
     "d_hinge_loss",
     "d_hinge_terms",
@@ -69,22 +68,6 @@ class LossTerm:
     def weighted(self) -> Tensor:
         """``weight * value``."""
         return self.value * self.weight
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Loss weights; defaults are the released PC-AVS values."""
-
-    gan: float = 1.0
-    feat: float = 10.0
-    vgg: float = 10.0
-    sync: float = 100.0
-    crossmodal: float = 1.0
-    identity: float = 1.0
-
-    def as_dict(self) -> dict[str, float]:
-        """The weights as a plain dict (for configs and logs)."""
-        return asdict(self)
 
 
 def weighted_sum(terms: Iterable[LossTerm], total_key: str = "total") -> tuple[Tensor, dict[str, float]]:
