@@ -130,10 +130,14 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------
     def resume(self) -> bool:
-        pos = load_state(self.out, self.model, self.optimizers, map_location=self.info.device)
-        if pos is None:
+        found = load_state(self.out, self.model, self.optimizers, map_location=self.info.device)
+        if found is None:
             return False
-        self.position = pos
+        self.position, saved = found
+        changed = _diff(saved, self.resolved_config())
+        if changed and self.info.is_main:
+            # a resumed run keeps its weights and optimiser state; say what the new command changed
+            print(f"warning: resuming {self.out} with a changed config: {', '.join(changed[:8])}", flush=True)
         return True
 
     def save(self) -> None:
@@ -238,3 +242,15 @@ class Trainer:
         ]
         grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)  # (3, rows*S, n*S)
         self.writer.add_image(f"{self.cfg.stage}/reference|pose|generated|target", (grid.clamp(-1, 1) + 1) / 2, step)
+
+
+def _diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}={b!r} (was {a!r})")
+    return out

@@ -83,8 +83,8 @@ def save_state(
 
 def load_state(
     folder: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer], map_location: Any = "cpu"
-) -> Position | None:
-    """Restore a run in place; None when the folder holds no state yet."""
+) -> tuple[Position, dict[str, Any]] | None:
+    """Restore a run in place; returns its position and saved config, or None when there is no state yet."""
     path = folder / STATE_FILE
     if not path.exists():
         return None
@@ -94,4 +94,5 @@ def load_state(
         opt.load_state_dict(payload["optimizers"][name])
     set_rng_state(payload["rng"])
     p = payload["position"]
-    return Position(step=p["step"], epoch=p["epoch"], batch_in_epoch=p["batch_in_epoch"], extra=p.get("extra", {}))
+    pos = Position(step=p["step"], epoch=p["epoch"], batch_in_epoch=p["batch_in_epoch"], extra=p.get("extra", {}))
+    return pos, payload.get("config", {})
