@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from pcavs.checkpoint import load_model, save_weights
@@ -36,7 +35,6 @@ def test_demo_video_side_by_side(tmp_path):
     assert audio is not None and "identity | pose source | result" in summary
 
 
-@pytest.mark.skipif(not DEMO_WEIGHTS.exists(), reason="the built-in model is not shipped in this checkout")
 def test_builtin_model_loads_and_is_small():
     size = sum(p.stat().st_size for p in DEMO_WEIGHTS.iterdir())
     assert size <= 25 * 2**20

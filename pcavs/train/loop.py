@@ -118,6 +118,8 @@ class Trainer:
         self._update("G", total)
         for p in d_params:
             p.requires_grad_(True)
+        if self.cfg.loss.gan == 0:  # no adversarial term: the discriminator has nothing to learn
+            return logs, outputs
         real = batch["frames"].reshape(-1, *batch["frames"].shape[2:])
         fake = torch.cat([outputs[f"fake_{s}"].detach() for s in self.cfg.generate_from])
         real = real.repeat(len(self.cfg.generate_from), 1, 1, 1)

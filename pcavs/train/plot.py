@@ -11,8 +11,11 @@ def read_log(path: Path) -> list[dict[str, float]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_runs(runs: Sequence[str | Path], out: str | Path, skip: Sequence[str] = ("images_per_s",)) -> Path:
-    """One panel per run folder (its stage), one line per loss term, log-scaled where positive."""
+def plot_runs(
+    runs: Sequence[str | Path], out: str | Path, skip: Sequence[str] = ("images_per_s", "loss_g", "loss_d")
+) -> Path:
+    """One panel per run folder (its stage), one line per unweighted loss term (weighted totals are
+    left out: the x100 sync terms would flatten everything else); symmetric-log y axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,8 +29,7 @@ def plot_runs(runs: Sequence[str | Path], out: str | Path, skip: Sequence[str] =
         for key in keys:
             pts = [(r["step"], r[key]) for r in rows if key in r]
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=key)
-        if all(r.get(k, 1) > 0 for r in rows for k in keys):
-            ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=0.01)
         ax.set_title(run.name)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
