@@ -327,3 +327,20 @@ def test_index_without_sidecars(synth: Path, tmp_path: Path) -> None:
     assert [(c.key, c.num_frames, c.label, c.members) for c in a.clips] == \
         [(c.key, c.num_frames, c.label, c.members) for c in b.clips]
     assert _equal(next(iter(a)), next(iter(b)))
+
+
+def test_preprocess_synthtalk_with_exact_landmarks(tmp_path: Path) -> None:
+    """SynthTalk clips are cropped from their sidecar's exact landmarks (no detector involved)."""
+    from pcavs.data.preprocess import PreprocessConfig, preprocess
+    from pcavs.synth.dataset import write_dataset
+
+    write_dataset(tmp_path / "raw", num_identities=1, clips_per_identity=1, seconds=1.6, size=96, progress=False)
+    meta = preprocess(tmp_path / "raw", tmp_path / "pre", PreprocessConfig(size=32, min_frames=20,
+                                                                          landmarks="sidecar"), progress=False)
+    assert meta["counts"]["clips"] == 1 and meta["counts"]["frames"] == 40
+    (key, sample), = list(iter_shard(tmp_path / "pre" / "shards" / "shard-000000.tar"))
+    assert sample["frames.npy"].shape == (40, 32, 32, 3)
+    assert sample["json"]["groundtruth"]["format"] == "synthtalk-v1"
+    # exact landmarks: the mouth centre lands on the official target in every crop (x 112/224, y 140/224)
+    mouth = sample["landmarks.npy"].astype(np.float64)[:, 60:68].mean(1)
+    assert np.abs(mouth - [16.0, 20.0]).max() < 1.0

@@ -207,11 +207,11 @@ def process_clip(path: str | os.PathLike[str], ref: ClipRef, cfg: PreprocessConf
         for frame in frames:
             if n >= limit:
                 break
+            n += 1
             if given is not None:
-                take(tracker.push_landmarks(given[n] if n < len(given) else None, frame))
+                take(tracker.push_landmarks(given[n - 1] if n - 1 < len(given) else None, frame))
             else:
                 take(tracker.push(frame))
-            n += 1
         flushing = True
         take(tracker.flush())
     except FaceLostError as e:
