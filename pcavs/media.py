@@ -53,12 +53,14 @@ class MediaError(ValueError):
 # --------------------------------------------------------------------------------------- images
 
 
-def _check_input_file(path: str | os.PathLike[str]) -> Path:
+def require_file(path: str | os.PathLike[str], role: str = "", error: type[Exception] = MediaError) -> Path:
+    """The path of an input that exists and is a file; ``role`` ("audio", ...) names it in the message."""
     p = Path(path)
+    label = f"{role} {p}" if role else str(p)
     if not p.exists():
-        raise MediaError(f"{p}: file not found; check the path")
+        raise error(f"{label}: file not found; check the path")
     if p.is_dir():
-        raise MediaError(f"{p}: is a folder, not a file; pass the file inside it")
+        raise error(f"{label}: is a folder, not a file; pass the file inside it")
     return p
 
 
@@ -102,7 +104,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = IMAGE_MAX_PIXELS)
     The size is checked from the header before any pixel is decoded; images above
     ``max_pixels`` are refused (Pillow itself refuses anything above ~179 MP).
     """
-    p = _check_input_file(path)
+    p = require_file(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
         try:
@@ -144,7 +146,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = IMAGE_MAX_PIXELS)
 
 
 def _open_input(path: str | os.PathLike[str]) -> tuple[Path, av.container.InputContainer]:
-    p = _check_input_file(path)
+    p = require_file(path)
     try:
         container = av.open(str(p), mode="r")
     except av.error.FFmpegError as e:

@@ -84,7 +84,7 @@ from pcavs.face import (
     transform_points,
     warp_to_input,
 )
-from pcavs.media import MediaError, probe_video, read_audio, read_image, read_video_frames
+from pcavs.media import MediaError, probe_video, read_audio, read_image, read_video_frames, require_file
 
 __all__ = [
     "CROP_SIZE",
@@ -475,12 +475,7 @@ def scan_video(
 
 # ----------------------------------------------------------------------------------------- inputs
 def _check_file(path: str | os.PathLike[str], role: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise EvaluationError(f"{p}: {role} not found; check the path")
-    if p.is_dir():
-        raise EvaluationError(f"{p}: the {role} is a folder; pass a file (or pass folders for every video input)")
-    return p
+    return require_file(path, role, EvaluationError)
 
 
 def identity_embedding(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from pcavs.audio import DEFAULT_AUDIO, AudioConfig, mel_windows, melspectrogram, num_stft_frames
-from pcavs.media import _VIDEO_FORMATS, MediaError, read_audio, read_image
+from pcavs.media import _VIDEO_FORMATS, MediaError, read_audio, read_image, require_file
 
 __all__ = [
     "InputError",
@@ -65,12 +65,7 @@ class InputWarning(UserWarning):
 # ------------------------------------------------------------------------------------------ paths
 def check_input_file(path: str | os.PathLike[str], role: str) -> Path:
     """The path of an input file that exists and is a file; ``role`` names it in the message."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{role} {p}: file not found; check the path")
-    if p.is_dir():
-        raise InputError(f"{role} {p}: is a folder, not a file; pass the file inside it")
-    return p
+    return require_file(path, role, InputError)
 
 
 @contextmanager
