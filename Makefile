@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: this release is a CPU build on the project's machines; a looser pin pulls CUDA
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,ui]'
+	# test oracle for our CPBD; its declared dependencies (matplotlib pins) are not needed
+	$(PY) -m pip install -q --no-deps cpbd==1.0.7
 	touch $@
 
 system-deps:
