@@ -25,6 +25,7 @@ from types import TracebackType
 import av
 import av.error
 import numpy as np
+import torch
 from av.video.reformatter import ColorRange
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -51,6 +52,20 @@ class MediaError(ValueError):
 
 
 # --------------------------------------------------------------------------------------- images
+
+
+def images_to_tensor(images: np.ndarray, device: str | torch.device | None = None) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]: the official ToTensor + Normalize(0.5, 0.5)."""
+    arr = np.ascontiguousarray(images)
+    if not arr.flags.writeable:  # PIL-backed crops are read-only; torch.from_numpy warns on those
+        arr = arr.copy()
+    return torch.from_numpy(arr).to(device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def tensor_to_images(frames: torch.Tensor) -> np.ndarray:
+    """Network output (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded."""
+    x = frames.detach().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 def require_file(path: str | os.PathLike[str], role: str = "", error: type[Exception] = MediaError) -> Path:

@@ -119,10 +119,9 @@ def test_loss_falls_on_one_clip(tmp_path):
                                       "data.samples_per_clip=16", "checkpoint_every=0", "optim.lr_g=0.003",
                                       "loss.gan=0.1"])  # fmt: skip
     from pcavs.train.data import batch_source
+    from pcavs.train.distributed import DistInfo
 
-    Trainer(cfg, batch_source(cfg, __import__("pcavs.train.distributed", fromlist=["DistInfo"]).DistInfo())).run(
-        progress=False
-    )
+    Trainer(cfg, batch_source(cfg, DistInfo())).run(progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     first = sum(r["l1"] for r in rows[:5]) / 5
     last = sum(r["l1"] for r in rows[-5:]) / 5

@@ -46,6 +46,7 @@ from pcavs.audio import mel_windows
 from pcavs.config import ConfigError
 from pcavs.data.augment import AugmentConfig, augment_nonidentity
 from pcavs.data.shards import NpyMember, ShardError, open_url, read_member, read_npy_header, read_npy_rows, scan_shard
+from pcavs.media import images_to_tensor
 
 __all__ = [
     "ClipDataset",
@@ -338,7 +339,7 @@ class ClipDataset(IterableDataset):
         return mel_windows(sub, [f - lo // 4 for f in range(start, start + k)])
 
     def _images(self, u8: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(u8.copy()).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = images_to_tensor(u8)
         if self.size != self.stored_size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return x

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 
 from pcavs.audio import DEFAULT_AUDIO, mel_windows, melspectrogram
 from pcavs.eval.metrics import sync_offset_from_scores, sync_scores
+from pcavs.media import images_to_tensor
 
 __all__ = [
     "MAX_SHIFT",
@@ -216,8 +217,7 @@ class ContrastiveSync:
         if len(crops) == 0:
             return np.zeros((0, self.model.cfg.nonidentity.feature_dim))
         x = _resize_square(np.ascontiguousarray(crops), self.image_size)
-        t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device).permute(0, 3, 1, 2).float()
-        t = t.div(127.5).sub(1.0)  # the official ToTensor + Normalize(0.5, 0.5)
+        t = images_to_tensor(x, self.device)
         with torch.inference_mode():
             feats = self.model.E.visual_content(self.model.E(t))
         return feats.detach().float().cpu().numpy().astype(np.float64)

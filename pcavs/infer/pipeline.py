@@ -50,7 +50,15 @@ from pcavs.checkpoint import (
     read_config,
 )
 from pcavs.face import FaceAnalyzer, FaceNotFoundError, align_face, default_analyzer, paste_back
-from pcavs.media import MediaError, VideoInfo, VideoWriter, probe_video, read_video_frames
+from pcavs.media import (
+    MediaError,
+    VideoInfo,
+    VideoWriter,
+    images_to_tensor,
+    probe_video,
+    read_video_frames,
+    tensor_to_images,
+)
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 
 from .pose import ConstantPose, PoseCodes, StreamedPose, tracked_crops
@@ -350,21 +358,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def _to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1] (the official ToTensor + Normalize(0.5, 0.5))."""
-    arr = np.ascontiguousarray(images)
-    if not arr.flags.writeable:  # PIL-backed crops are read-only; torch.from_numpy warns on those
-        arr = arr.copy()
-    x = torch.from_numpy(arr).to(device)
-    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """Generator output (B, 3, H, W) in [-1, 1] -> uint8 (B, H, W, 3), rounded."""
-    x = frames.detach().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-
-
 class TalkingFacePipeline:
     """A loaded model serving many :meth:`generate` calls (weights are loaded once)."""
 
@@ -423,7 +416,7 @@ class TalkingFacePipeline:
             # the paper's extreme-view experiment: a zero pose code
             return ConstantPose(torch.zeros(model.cfg.mapping.pose_dim, device=self.device))
         if inputs.pose_mode == "still":
-            return ConstantPose(model.encode_pose(_to_tensor(identity_crop[None], self.device))[0])
+            return ConstantPose(model.encode_pose(images_to_tensor(identity_crop[None], self.device))[0])
         src = inputs.pose
         frames: Iterable[np.ndarray]
         if _is_path(src):
@@ -435,7 +428,7 @@ class TalkingFacePipeline:
                               landmarks=inputs.pose_landmarks)
 
         def encode(batch: np.ndarray) -> torch.Tensor:
-            return model.encode_pose(_to_tensor(batch, self.device)).cpu()
+            return model.encode_pose(images_to_tensor(batch, self.device)).cpu()
 
         return StreamedPose(crops, encode, name=inputs.pose_name or "pose video")
 
@@ -456,7 +449,7 @@ class TalkingFacePipeline:
         t0 = time.perf_counter()
         with torch.inference_mode():
             crop, matrix = self.align_identity(inputs)
-            identity = model.encode_identity(_to_tensor(crop[None], self.device))  # once per video
+            identity = model.encode_identity(images_to_tensor(crop[None], self.device))  # once per video
             mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
             rng = torch.Generator(device=self.device).manual_seed(opts.seed)
             poses = self._pose_codes(inputs, crop, opts)
@@ -471,7 +464,7 @@ class TalkingFacePipeline:
                         windows = speech_windows(mel, range(start, stop), inputs.fps).to(self.device)
                         mouth = model.mouth_style(model.encode_audio(windows), weight)
                         pose = poses.codes(start, stop).to(self.device)
-                        faces = _to_uint8(model.generate(identity, mouth, pose, noise=opts.noise, generator=rng))
+                        faces = tensor_to_images(model.generate(identity, mouth, pose, noise=opts.noise, generator=rng))
                         if background is None:
                             wr.write(faces)
                         else:

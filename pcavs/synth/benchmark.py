@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from pcavs.audio import mel_windows, melspectrogram
 from pcavs.eval.ssim import psnr_batch, ssim_batch
 from pcavs.face.align import align_face
+from pcavs.media import images_to_tensor, tensor_to_images
 
 from .face_model import FaceIdentity, sample_background, sample_identity
 from .pose import LIMITS, sample_pose
@@ -102,14 +103,6 @@ def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
 
 
 # --- generation ----------------------------------------------------------------------------
-def to_tensor(images: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-
-
 @torch.no_grad()
 def generate_case(model, case: Case, variant: str = "model", batch: int = 16, seed: int = 0) -> np.ndarray:
     """The model's output for a case; ``variant`` picks a baseline instead.
@@ -120,20 +113,23 @@ def generate_case(model, case: Case, variant: str = "model", batch: int = 16, se
     t = len(case.target)
     if variant == "copy":
         return np.repeat(case.identity[None], t, 0)
-    ident = model.encode_identity(to_tensor(case.identity[None]))
+    ident = model.encode_identity(images_to_tensor(case.identity[None]))
     mel = melspectrogram(case.audio)
     order = np.arange(t)
     if variant == "shuffled_audio":
         order = np.random.default_rng(seed).permutation(t)
-    still = model.encode_pose(to_tensor(case.identity[None])) if variant == "still_pose" else None
+    still = model.encode_pose(images_to_tensor(case.identity[None])) if variant == "still_pose" else None
     g = torch.Generator().manual_seed(seed)
     out = []
     for s in range(0, t, batch):
         idx = list(range(s, min(s + batch, t)))
         windows = mel_windows(mel, [int(order[i]) for i in idx])
         mouth = model.mouth_style(model.encode_audio(windows))
-        pose = still.expand(len(idx), -1) if still is not None else model.encode_pose(to_tensor(case.pose_frames[idx]))
-        out.append(to_uint8(model.generate(ident, mouth, pose, noise="random", generator=g)))
+        if still is not None:
+            pose = still.expand(len(idx), -1)
+        else:
+            pose = model.encode_pose(images_to_tensor(case.pose_frames[idx]))
+        out.append(tensor_to_images(model.generate(ident, mouth, pose, noise="random", generator=g)))
     return np.concatenate(out)
 
 
@@ -159,7 +155,8 @@ class Estimator(nn.Module):
     @torch.no_grad()
     def predict(self, crops: np.ndarray, batch: int = 64) -> np.ndarray:
         self.eval()
-        return np.concatenate([self(to_tensor(crops[i : i + batch])).numpy() for i in range(0, len(crops), batch)])
+        chunks = [self(images_to_tensor(crops[i : i + batch])) for i in range(0, len(crops), batch)]
+        return torch.cat(chunks).numpy()
 
 
 def estimator_samples(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +185,7 @@ def train_estimator(size: int, samples: int = 6000, epochs: int = 12, seed: int 
     net = Estimator(size)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    xt, yt = to_tensor(x), torch.from_numpy(y)
+    xt, yt = images_to_tensor(x), torch.from_numpy(y)
     norm = net.scale
     for epoch in range(epochs):
         net.train()

@@ -47,7 +47,7 @@ class Trainer:
         if cfg.init_from:
             self._init_from(cfg.init_from)
         self.model.to(self.info.device).train()
-        self.trainable = trainable_parameters(self.model, cfg.stage, cfg.generate_from)
+        self.trainable = trainable_parameters(self.model, cfg.stage)
         for name, p in self.model.named_parameters():
             p.requires_grad_(name in self.trainable)
         self._build_phases()
@@ -84,6 +84,7 @@ class Trainer:
             self.phase = wrap(GeneratorPhase(self.model, cfg.loss, perceptual, cfg.generate_from), info)
             self.d_phase = wrap(DiscriminatorPhase(self.model.D, cfg.loss), info)
             d_params = [named[n] for n in sorted(self.trainable) if n.startswith("D.")]
+            self.d_params = d_params  # frozen during the G step, trained in the D step
             self.optimizers["D"] = torch.optim.Adam(d_params, lr=opt.lr_d, betas=(opt.beta1, opt.beta2))
 
     # --- one step -------------------------------------------------------------------------
@@ -109,14 +110,13 @@ class Trainer:
             total, logs = weighted_sum(terms, "loss_g")
             self._update("G", total)
             return logs, outputs
-        d_params = [p for n, p in self.model.named_parameters() if n.startswith("D.")]
-        for p in d_params:  # G step: D judges but is not updated
+        for p in self.d_params:  # G step: D judges but is not updated
             p.requires_grad_(False)
         with self._autocast():
             terms, outputs = self.phase(batch, self.model.D)
         total, logs = weighted_sum(terms, "loss_g")
         self._update("G", total)
-        for p in d_params:
+        for p in self.d_params:
             p.requires_grad_(True)
         if self.cfg.loss.gan == 0:  # no adversarial term: the discriminator has nothing to learn
             return logs, outputs

@@ -150,7 +150,7 @@ def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
     return total / scales
 
 
-def trainable_parameters(model: PCAVS, stage: str, generate_from: tuple[str, ...] = ("audio",)) -> set[str]:
+def trainable_parameters(model: PCAVS, stage: str) -> set[str]:
     """Names of the parameters a stage trains; everything else is frozen (DDP needs no unused ones)."""
     prefixes: list[str]
     if stage == "sync":
