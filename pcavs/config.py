@@ -29,12 +29,20 @@ class IdentityEncoderConfig:
     groups: int = 32
     width_per_group: int = 4
     map_channels: int = 512  # the 1x1 conv on layer4: the generator's input channels
+    # which stage feeds that 1x1 conv (0: the last, as released). At 64 px the last stage is 2x2,
+    # too coarse to carry the photo's appearance into a small generator; stage 2 is 8x8 there
+    map_stage: int = 0
     imagenet_classes: int = 1000  # the backbone's own fc, kept so the official file loads strictly
     num_classes: int = 5830  # identity classifier (VoxCeleb2 identities)
 
     @property
     def feature_dim(self) -> int:
         return self.planes[-1] * 4  # bottleneck expansion
+
+    @property
+    def map_source_stage(self) -> int:
+        """1-based stage whose output feeds the map (resolves ``map_stage=0`` to the last)."""
+        return self.map_stage or len(self.planes)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,10 @@ class ModelConfig:
             raise ConfigError(f"image_size must be a multiple of 8 (the FAN pools 8x), got {self.image_size}")
         if self.nonidentity.feature_dim != self.audio.feature_dim:
             raise ConfigError("audio and visual content features must share one space (same feature_dim)")
+        if not 0 <= self.identity.map_stage <= len(self.identity.planes):
+            raise ConfigError(
+                f"identity.map_stage must be 0 (last) or 1..{len(self.identity.planes)}, got {self.identity.map_stage}"
+            )
         if self.audio.n_mels % 8:
             raise ConfigError("n_mels must be a multiple of 8 (three stride-2 stages)")
         return self
@@ -150,7 +162,7 @@ def _small() -> ModelConfig:
         image_size=64,
         identity=IdentityEncoderConfig(
             stem_channels=32, planes=(32, 64, 128, 128), blocks=(1, 2, 2, 1), groups=8,
-            width_per_group=4, map_channels=128, imagenet_classes=0, num_classes=1000,
+            width_per_group=4, map_channels=128, map_stage=2, imagenet_classes=0, num_classes=1000,
         ),
         nonidentity=NonIdentityEncoderConfig(base_channels=16, hourglass_depth=3, feature_dim=256),
         mapping=MappingConfig(pose_dim=12, num_classes=1000),
@@ -159,7 +171,9 @@ def _small() -> ModelConfig:
             num_classes=1000,
         ),
         generator=GeneratorConfig(
-            init_size=4, channels=(128, 128, 128, 64, 32), mapping_layers=0, constant_input=False,
+            # from an 8x8 map (stage 2) rather than the last stage's 2x2: the photo's appearance
+            # reaches the generator, which at 4x4 learned only blobs in the CPU budget
+            init_size=8, channels=(128, 128, 64, 32), mapping_layers=0, constant_input=False,
         ),
         discriminator=DiscriminatorConfig(base_channels=32, max_channels=128),
     )

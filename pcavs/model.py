@@ -79,11 +79,22 @@ class PCAVS(nn.Module):
         pose: Tensor,
         noise: NoiseMode = "random",
         generator: torch.Generator | None = None,
+        chunk: int | None = None,
     ) -> Tensor:
-        """Frames (B, 3, S, S) in [-1, 1] for mouth styles (B, mouth_dim) and pose codes (B, pose_dim)."""
+        """Frames (B, 3, S, S) in [-1, 1] for mouth styles (B, mouth_dim) and pose codes (B, pose_dim).
+
+        ``chunk`` frames go through the generator per call (None: all B at once). On a CPU one at a
+        time is fastest (see :func:`generator_chunk`); the output is the same up to rounding.
+        """
         style = self.style(identity, mouth, pose)
         id_map = identity.map.expand(style.shape[0], -1, -1, -1)
-        return self.G(style, id_map, noise=noise, generator=generator)
+        n = style.shape[0]
+        if chunk is None or chunk >= n:
+            return self.G(style, id_map, noise=noise, generator=generator)
+        return torch.cat(
+            [self.G(style[i : i + chunk], id_map[i : i + chunk], noise=noise, generator=generator)
+             for i in range(0, n, chunk)]
+        )  # fmt: skip
 
     def forward(
         self, identity_images: Tensor, mel_windows: Tensor, pose_frames: Tensor, noise: NoiseMode = "random"
@@ -92,6 +103,17 @@ class PCAVS(nn.Module):
         identity = self.encode_identity(identity_images)
         mouth = self.mouth_style(self.encode_audio(mel_windows))
         return self.generate(identity, mouth, self.encode_pose(pose_frames), noise=noise)
+
+
+def generator_chunk(device: torch.device | str, image_size: int) -> int | None:
+    """Frames per generator call for inference on ``device`` (None: the whole batch at once).
+
+    On a CPU at 128 px and up, one frame per call is fastest at every batch size: the style then
+    scales the small weights rather than the large activations, and one frame's activations stay in
+    cache (official preset, 2 cores, batch 8: 645 ms/frame one at a time vs 1104 ms as one call).
+    Small images and GPUs want the whole batch (``small`` preset, batch 8: 6.7 vs 10.7 ms/frame).
+    """
+    return 1 if torch.device(device).type == "cpu" and image_size >= 128 else None
 
 
 def parameter_counts(model: PCAVS) -> dict[str, int]:

@@ -46,6 +46,7 @@ from pcavs.infer.pipeline import (  # noqa: E402
     InputError,
     TalkingFacePipeline,
     align_identity,
+    batch_bounds,
     generate_video,
     prepare_inputs,
 )
@@ -268,7 +269,7 @@ class SyncProbe(PCAVS):
     def mouth_style(self, content: torch.Tensor, weight: float | None = None) -> torch.Tensor:
         return content[:, : self.cfg.mouth_dim]
 
-    def generate(self, identity, mouth, pose, noise="random", generator=None) -> torch.Tensor:
+    def generate(self, identity, mouth, pose, noise="random", generator=None, chunk=None) -> torch.Tensor:
         v = (mouth[:, :1] / self.ref).clamp(0, 1) * 2 - 1
         return v[:, :, None, None].expand(-1, 3, self.cfg.image_size, self.cfg.image_size)
 
@@ -332,7 +333,8 @@ def test_generate_with_pose_video(pipe: TalkingFacePipeline, assets: dict, tmp_p
         for name in calls:
             delattr(pipe.model, name)
     # identity once per video; pose codes per batch as the 20 pose frames stream in, then reused
-    assert calls == {"encode_identity": [1], "encode_pose": [8, 8, 4]}
+    # (the first batch is one frame, so the first frame is out quickly)
+    assert calls == {"encode_identity": [1], "encode_pose": [1, 8, 8, 3]}
     n_audio = read_audio(assets["speech_path"]).size
     T = num_video_frames(n_audio)
     s = probe_output(out)
@@ -686,3 +688,27 @@ def test_peak_memory_three_minutes(weights: str, assets: dict, tmp_path: Path) -
     print(f"peak RSS {weights}/video: 10 s {short['peak_mb']:.0f} MB, 3 min {long['peak_mb']:.0f} MB "
           f"({long['fps']:.0f} frames/s)")
     assert long["peak_mb"] - short["peak_mb"] < 60
+
+
+def test_batch_bounds_cover_every_frame_once_with_a_single_first_frame():
+    assert batch_bounds(0, 8) == []
+    assert batch_bounds(1, 8) == [(0, 1)]
+    assert batch_bounds(10, 4) == [(0, 1), (1, 5), (5, 9), (9, 10)]
+    for n in range(30):
+        frames = [f for a, b in batch_bounds(n, 8) for f in range(a, b)]
+        assert frames == list(range(n))
+
+
+def test_bf16_close_to_fp32_and_unknown_precision_refused(assets: dict, tmp_path: Path) -> None:
+    pipe = TalkingFacePipeline.from_pretrained(assets["vivid"], device="cpu")
+    audio = assets["speech"][: SR // 2]
+    a = pipe.generate(assets["photo"], audio, output=tmp_path / "a.mp4", noise="const")
+    b = pipe.generate(assets["photo"], audio, output=tmp_path / "b.mp4", noise="const", precision="bf16")
+    assert a.first_frame_s <= a.elapsed
+    fa, fb = (_frames(r.output).astype(np.float32) for r in (a, b))
+    diff = np.abs(fa - fb).mean()
+    print("mean |fp32 - bf16| in 8-bit levels:", diff)
+    assert 0 < diff < 3  # rounding-level, not a different picture
+    with pytest.raises(InputError, match="unknown precision 'fp16'"):
+        pipe.generate(assets["photo"], audio, output=tmp_path / "c.mp4", precision="fp16")
+    assert not (tmp_path / "c.mp4").exists()

@@ -22,8 +22,11 @@ from pcavs.losses import (
     default_vgg19_path,
     feature_matching_loss,
     g_hinge_loss,
+    heatmap_points,
     identity_accuracy,
     identity_loss,
+    landmark_heatmaps,
+    landmark_loss,
     load_vgg19_weights,
     sync_accuracy,
     sync_margin,
@@ -45,6 +48,7 @@ def test_loss_weights_defaults_match_released_code():
     assert w == {
         "gan": 1.0, "feat": 10.0, "l1": 10.0, "vgg": 10.0, "sync": 100.0, "crossmodal": 1.0, "identity": 1.0,
         "sync_temperature": 1.0,
+        "landmarks": 1.0, "landmark_sigma": 1.0,  # ours: the FAN pretraining the released code does not ship
     }  # fmt: skip
 
 
@@ -400,3 +404,24 @@ def test_identity_loss_and_accuracy():
         F.cross_entropy(logits, labels.flatten(), label_smoothing=0.1).item()
     )
     assert identity_accuracy(logits, labels) == 0.5
+
+
+def test_landmark_heatmaps_peak_where_the_points_are():
+    # image pixel centres map to heatmap pixel centres: (4k + 1.5) at 64 px -> k at 16 px
+    pts = torch.tensor([[[1.5, 1.5], [33.5, 61.5]]])
+    heat = landmark_heatmaps(pts, 64, 16)
+    assert heat.shape == (1, 2, 16, 16)
+    assert heat[0, 0, 0, 0] == 1 and heat[0, 1, 15, 8] == 1
+    assert torch.allclose(heat[0, 1, 15, 9], torch.tensor(math.exp(-0.5)))  # one sigma away
+    assert torch.equal(heatmap_points(heat, 64), pts)
+
+
+def test_landmark_loss_zero_at_target_and_scaled_per_point():
+    pts = torch.rand(3, 68, 2) * 63
+    target = landmark_heatmaps(pts, 64, 16)
+    assert landmark_loss(target, pts, 64) == 0
+    # an empty prediction costs the target's energy per point, whatever the batch size
+    zero = landmark_loss(torch.zeros_like(target), pts, 64)
+    assert torch.allclose(zero, target.pow(2).sum() / (3 * 68))
+    with pytest.raises(ValueError, match="points must be"):
+        landmark_loss(target, pts[0], 64)

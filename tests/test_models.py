@@ -16,7 +16,7 @@ from pcavs.checkpoint import (
     save_weights,
 )
 from pcavs.config import ConfigError, ModelConfig, from_dict, preset, to_dict
-from pcavs.model import PCAVS, parameter_counts
+from pcavs.model import PCAVS, generator_chunk, parameter_counts
 from pcavs.nn.layers import ModulatedConv2d
 
 
@@ -211,8 +211,8 @@ def test_truncated_safetensors(tmp_path, tiny):
 
 
 def test_config_overrides_and_round_trip():
-    cfg = preset("small", ["generator.channels=[64,64,32,32,16]", "mouth_weight=1", "mapping.pose_dim=6"])
-    assert cfg.generator.channels == (64, 64, 32, 32, 16)
+    cfg = preset("small", ["generator.channels=[64,32,32,16]", "mouth_weight=1", "mapping.pose_dim=6"])
+    assert cfg.generator.channels == (64, 32, 32, 16)
     assert cfg.mouth_weight == 1.0 and isinstance(cfg.mouth_weight, float)
     assert cfg.style_dim == cfg.identity.feature_dim + cfg.nonidentity.feature_dim
     assert from_dict(ModelConfig, to_dict(cfg)) == cfg
@@ -222,3 +222,35 @@ def test_config_overrides_and_round_trip():
         preset("small", ["image_size=96"])
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
+    with pytest.raises(ConfigError, match="map_stage"):
+        preset("small", ["identity.map_stage=5"])
+
+
+def test_identity_map_comes_from_the_configured_stage():
+    torch.manual_seed(0)
+    model = PCAVS(preset("small")).eval()  # map_stage=2: an 8x8 map from layer2 at 64 px
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        vec, fmap = model.V(x)
+        model.V.model.layer4[0].conv1.weight.mul_(2)  # after the map's stage: only the vector moves
+        vec2, fmap2 = model.V(x)
+    assert fmap.shape == (2, 128, 8, 8)
+    assert torch.equal(fmap, fmap2) and not torch.equal(vec, vec2)
+    assert model.V.conv1x1.in_channels == 64 * 4  # layer2's width x bottleneck expansion
+
+
+def test_chunked_generation_matches_one_call():
+    torch.manual_seed(0)
+    model = PCAVS(preset("tiny")).eval()
+    s = model.cfg.image_size
+    with torch.no_grad():
+        ident = model.encode_identity(torch.rand(1, 3, s, s) * 2 - 1)
+        mouth = model.mouth_style(model.encode_audio(torch.rand(5, 1, 80, 20)))
+        pose = model.encode_pose(torch.rand(5, 3, s, s) * 2 - 1)
+        whole = model.generate(ident, mouth, pose, noise="const")
+        for chunk in (1, 2, 5, 8):
+            part = model.generate(ident, mouth, pose, noise="const", chunk=chunk)
+            assert part.shape == whole.shape
+            assert (part - whole).abs().max() < 1e-5, chunk
+    assert generator_chunk("cpu", 224) == 1
+    assert generator_chunk("cpu", 64) is None and generator_chunk("cuda", 224) is None

@@ -28,6 +28,7 @@ def random_batches(cfg, clips: int = 4, seed: int = 0):
                 "mel": torch.rand(b, k, 1, 80, 20, generator=g),
                 "mel_shifted": torch.rand(b, k, 2, 1, 80, 20, generator=g),
                 "label": torch.randint(0, clips, (b,), generator=g),
+                "landmarks": torch.rand(b, k, 68, 2, generator=g) * s,
             }
             index += 1
             if index == 5:
@@ -37,7 +38,7 @@ def random_batches(cfg, clips: int = 4, seed: int = 0):
 
 
 def test_one_step_each_stage(tmp_path):
-    for name in ("tiny-sync", "tiny-identity", "tiny-joint"):
+    for name in ("tiny-landmarks", "tiny-sync", "tiny-identity", "tiny-joint"):
         cfg = train_preset(name, [f"out_dir={tmp_path / name}", "steps=1"])
         trainer = Trainer(cfg, random_batches(cfg))
         before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -126,3 +127,18 @@ def test_loss_falls_on_one_clip(tmp_path):
     first = sum(r["l1"] for r in rows[:5]) / 5
     last = sum(r["l1"] for r in rows[-5:]) / 5
     assert last < 0.7 * first, (first, last)
+
+
+def test_landmarks_stage_trains_only_the_fan_up_to_its_heatmaps(tmp_path):
+    cfg = train_preset("tiny-landmarks", [f"out_dir={tmp_path}", "steps=1"])
+    trainer = Trainer(cfg, random_batches(cfg))
+    assert trainer.trainable and all(n.startswith("E.model.") for n in trainer.trainable)
+    assert not any(n.startswith(("E.model.fc.", "E.model.conv6.", "E.model.bn5.")) for n in trainer.trainable)
+    batch = next(random_batches(cfg)(Position()))[2]
+    del batch["landmarks"]
+    try:
+        trainer.step(batch)
+    except ValueError as exc:
+        assert "pcavs preprocess" in str(exc)
+    else:
+        raise AssertionError("a batch without landmarks must be refused")

@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="which face of the photo: 0 = largest (default), 1 = next, ...")
     gen.add_argument("--paste-back", action="store_true",
                      help="blend the generated face into the full identity photo (output has the photo's size)")
+    gen.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                     help="bf16: autocast, about 1.7x faster on CPU, max |diff| about 1e-3 (default fp32)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the generator noise (default 0)")
     gen.add_argument("--noise", choices=NOISE_MODES, default="random",
                      help="generator noise: random (official, seeded), const, none")
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 paste_back=args.paste_back,
                 seed=args.seed,
                 noise=args.noise,
+                precision=args.precision,
                 align_audio=args.align_audio,
                 progress=not args.quiet,
             )

@@ -59,7 +59,7 @@ from pcavs.media import (
     read_video_frames,
     tensor_to_images,
 )
-from pcavs.model import INFERENCE_NETWORKS, PCAVS
+from pcavs.model import INFERENCE_NETWORKS, PCAVS, generator_chunk
 
 from .pose import ConstantPose, PoseCodes, StreamedPose, tracked_crops
 from .sources import (
@@ -275,6 +275,8 @@ class GenerationOptions:
     paste_back: bool = False  # blend each face into the full identity photo
     seed: int = 0
     noise: str = "random"  # generator noise: random (official, seeded), const, none
+    # bf16 autocast: 1.7x faster on a 2-core CPU (official preset), max |diff| about 1e-3 vs fp32
+    precision: str = "fp32"
     align_audio: bool = False  # True: centre each speech window on its frame (only for models trained so)
     progress: bool = False  # tqdm bar on stderr
     pose_face_index: int = 0  # which face the pose-video tracker follows (0 = largest)
@@ -286,6 +288,8 @@ class GenerationOptions:
             raise InputError(f"batch size must be 1 or more, got {self.batch_size!r}")
         if self.noise not in NOISE_MODES:
             raise InputError(f"unknown noise mode {self.noise!r}; choose one of {', '.join(NOISE_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.mouth_weight is not None and not np.isfinite(self.mouth_weight):
             raise InputError(f"mouth weight must be a finite number, got {self.mouth_weight!r}")
         if self.smooth_window < 1 or self.smooth_window % 2 == 0:
@@ -314,6 +318,7 @@ class GenerationResult:
     height: int
     audio_duration: float  # seconds of audio muxed in
     elapsed: float  # wall seconds of generation and encoding (model loading excluded)
+    first_frame_s: float  # wall seconds from the start of generation to the first frame written
     pose_mode: str
     pose_source_frames: int | None  # source frames the pose was taken from (video / self modes)
     av_offset_ms: float  # speech-window centre minus frame time (mean), by construction
@@ -343,6 +348,17 @@ class GenerationResult:
 
 
 # --------------------------------------------------------------------------------------- pipeline
+PRECISIONS = ("fp32", "bf16")
+
+
+def batch_bounds(num_frames: int, batch_size: int) -> list[tuple[int, int]]:
+    """Frame ranges per model call: a single frame first, so the first frame is out quickly, then
+    full batches."""
+    bounds = [(0, min(1, num_frames))] if num_frames else []
+    bounds += [(a, min(a + batch_size, num_frames)) for a in range(1, num_frames, batch_size)]
+    return bounds
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; an unavailable CUDA is an :class:`InputError`."""
     if device is None or str(device) == "auto":
@@ -453,18 +469,22 @@ class TalkingFacePipeline:
             mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
             rng = torch.Generator(device=self.device).manual_seed(opts.seed)
             poses = self._pose_codes(inputs, crop, opts)
+            chunk = generator_chunk(self.device, model.cfg.image_size)
+            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
             try:
                 with (
                     VideoWriter(out, fps=inputs.fps, audio=inputs.audio, sample_rate=DEFAULT_AUDIO.sample_rate) as wr,
                     tqdm(total=inputs.num_frames, unit="frame", desc=out.name, file=sys.stderr,
                          disable=not opts.progress, dynamic_ncols=True, leave=False) as bar,
                 ):
-                    for start in range(0, inputs.num_frames, opts.batch_size):
-                        stop = min(start + opts.batch_size, inputs.num_frames)
+                    first_frame_s = None
+                    for start, stop in batch_bounds(inputs.num_frames, opts.batch_size):
                         windows = speech_windows(mel, range(start, stop), inputs.fps).to(self.device)
-                        mouth = model.mouth_style(model.encode_audio(windows), weight)
-                        pose = poses.codes(start, stop).to(self.device)
-                        faces = tensor_to_images(model.generate(identity, mouth, pose, noise=opts.noise, generator=rng))
+                        with autocast:
+                            mouth = model.mouth_style(model.encode_audio(windows), weight)
+                            pose = poses.codes(start, stop).to(self.device)
+                            faces = model.generate(identity, mouth, pose, noise=opts.noise, generator=rng, chunk=chunk)
+                        faces = tensor_to_images(faces.float())
                         if background is None:
                             wr.write(faces)
                         else:
@@ -472,6 +492,8 @@ class TalkingFacePipeline:
                             for face in faces:
                                 wr.write(paste_back(background, face, matrix))
                         bar.update(stop - start)
+                        if first_frame_s is None:
+                            first_frame_s = time.perf_counter() - t0
             finally:
                 poses.close()
         elapsed = time.perf_counter() - t0
@@ -484,6 +506,7 @@ class TalkingFacePipeline:
             height=size[0],
             audio_duration=inputs.audio.size / DEFAULT_AUDIO.sample_rate,
             elapsed=elapsed,
+            first_frame_s=elapsed if first_frame_s is None else first_frame_s,
             pose_mode=inputs.pose_mode,
             pose_source_frames=poses.source_frames if isinstance(poses, StreamedPose) else None,
             av_offset_ms=mean_off,

@@ -59,11 +59,15 @@ class ResNeXt(nn.Module):
         if cfg.imagenet_classes:
             self.fc = nn.Linear(inplanes, cfg.imagenet_classes)  # unused; part of the official file
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, keep_stage: int = 0) -> tuple[Tensor, Tensor]:
+        """-> (last stage's output, stage ``keep_stage``'s output; the last one when 0)."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        kept = x
         for i in range(self.num_stages):
             x = getattr(self, f"layer{i + 1}")(x)
-        return x
+            if i + 1 == keep_stage:
+                kept = x
+        return x, (kept if keep_stage else x)
 
 
 class IdentityEncoder(nn.Module):
@@ -77,13 +81,14 @@ class IdentityEncoder(nn.Module):
         self.cfg = cfg
         self.map_size = map_size
         self.model = ResNeXt(cfg)
-        self.conv1x1 = nn.Conv2d(cfg.feature_dim, cfg.map_channels, 1)
+        self.map_stage = cfg.map_source_stage
+        self.conv1x1 = nn.Conv2d(cfg.planes[self.map_stage - 1] * Bottleneck.expansion, cfg.map_channels, 1)
         self.fc = nn.Linear(cfg.feature_dim, cfg.num_classes)  # identity classifier (training)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        feat = self.model(images)
+        feat, map_feat = self.model(images, self.map_stage)
         vector = feat.mean(dim=(2, 3))
-        identity_map = F.adaptive_avg_pool2d(self.conv1x1(feat), self.map_size)
+        identity_map = F.adaptive_avg_pool2d(self.conv1x1(map_feat), self.map_size)
         return vector, identity_map
 
     def classify(self, vector: Tensor) -> Tensor:

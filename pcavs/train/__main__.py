@@ -2,7 +2,7 @@
 
     pcavs train --preset small-joint --data DATASET [key=value ...]
 
-The preset names a stage (``*-sync``, ``*-identity``, ``*-joint``); overrides reach any field of
+The preset names a stage (``*-landmarks``, ``*-sync``, ``*-identity``, ``*-joint``); overrides reach any field of
 :class:`~pcavs.train.config.TrainConfig`, e.g. ``batch_size=16 loss.vgg=0 init_from=runs/x/weights``.
 A run resumes by itself when ``out_dir`` already holds a training state.
 """

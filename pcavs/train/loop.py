@@ -26,7 +26,14 @@ from pcavs.losses import PerceptualLoss, weighted_sum
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 from pcavs.train.config import TrainConfig
 from pcavs.train.distributed import DistInfo, average_scalars, barrier, wrap
-from pcavs.train.phases import DiscriminatorPhase, GeneratorPhase, IdentityPhase, SyncPhase, trainable_parameters
+from pcavs.train.phases import (
+    DiscriminatorPhase,
+    GeneratorPhase,
+    IdentityPhase,
+    LandmarkPhase,
+    SyncPhase,
+    trainable_parameters,
+)
 from pcavs.train.state import Position, load_state, save_state
 
 Batch = dict[str, Tensor]
@@ -74,7 +81,9 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             "G": torch.optim.Adam(g_params, lr=opt.lr_g, betas=(opt.beta1, opt.beta2), amsgrad=opt.amsgrad_g)
         }
-        if cfg.stage == "sync":
+        if cfg.stage == "landmarks":
+            self.phase = wrap(LandmarkPhase(self.model, cfg.loss), info)
+        elif cfg.stage == "sync":
             self.phase = wrap(SyncPhase(self.model, cfg.loss), info)
         elif cfg.stage == "identity":
             self.phase = wrap(IdentityPhase(self.model, cfg.loss), info)

@@ -3,6 +3,8 @@
 Each phase is a module so DDP can wrap it (one forward, one backward, gradients averaged across
 ranks). Phases never switch on a mode string: a stage simply builds the phases it needs.
 
+- :class:`LandmarkPhase` (stage ``landmarks``): the FAN's 68 heatmaps regress the dataset's
+  landmarks (face alignment, the released E_n's starting point).
 - :class:`SyncPhase` (stage ``sync``): contrastive sync between the visual content of augmented
   frames (FAN -> ``to_mouth``) and the audio content, in both directions, plus the cross-modal L1.
 - :class:`IdentityPhase` (stage ``identity``): identity classification on the identity encoder.
@@ -26,6 +28,7 @@ from pcavs.losses import (
     feature_matching_loss,
     g_hinge_loss,
     identity_loss,
+    landmark_loss,
 )
 from pcavs.model import PCAVS
 from pcavs.nn.discriminator import MultiscaleDiscriminator
@@ -48,6 +51,26 @@ def _sync_terms(a: Tensor, v: Tensor, a_neg: Tensor | None, cfg: LossConfig, suf
         LossTerm(f"sync_a2v{suffix}", cfg.sync, a2v),
         LossTerm(f"crossmodal{suffix}", cfg.crossmodal, crossmodal_l1_loss(a, v)),
     ]
+
+
+class LandmarkPhase(nn.Module):
+    """E's FAN learns 68-point face alignment on the (un-augmented) frames."""
+
+    def __init__(self, model: PCAVS, cfg: LossConfig) -> None:
+        super().__init__()
+        self.fan = model.E.model
+        self.cfg = cfg
+
+    def forward(self, batch: Batch) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        if "landmarks" not in batch:
+            raise ValueError(
+                "the landmarks stage needs a dataset with landmarks (landmarks.npy per clip); "
+                "rerun `pcavs preprocess` on it, which stores them"
+            )
+        frames = _flat(batch["frames"])
+        heat = self.fan.heatmaps(frames)
+        loss = landmark_loss(heat, _flat(batch["landmarks"]), frames.shape[-1], self.cfg.landmark_sigma)
+        return [LossTerm("landmarks", self.cfg.landmarks, loss)], {"heatmaps": heat.detach()}
 
 
 class SyncPhase(nn.Module):
@@ -106,7 +129,9 @@ class GeneratorPhase(nn.Module):
         terms = _sync_terms(audio, visual, None, self.cfg)
         terms.append(LossTerm("identity", self.cfg.identity, identity_loss(self.V.classify(id_vec), batch["label"])))
         id_vec, id_map = id_vec.repeat_interleave(k, 0), id_map.repeat_interleave(k, 0)
-        pred_real = discriminator(real)
+        # with neither adversarial nor feature-matching weight, D would be run only to be ignored
+        judged = self.cfg.gan != 0 or self.cfg.feat != 0
+        pred_real = discriminator(real) if judged else None
         outputs: dict[str, Tensor] = {}
         for source in self.generate_from:
             content = audio if source == "audio" else visual
@@ -114,10 +139,13 @@ class GeneratorPhase(nn.Module):
             fake = self.G(style, id_map, noise="random")
             outputs[f"fake_{source}"] = fake
             sfx = "" if len(self.generate_from) == 1 else f"_{source}"
-            pred_fake = discriminator(fake)
+            if pred_real is not None:
+                pred_fake = discriminator(fake)
+                terms += [
+                    LossTerm(f"gan{sfx}", self.cfg.gan, g_hinge_loss(pred_fake)),
+                    LossTerm(f"feat{sfx}", self.cfg.feat, feature_matching_loss(pred_fake, pred_real)),
+                ]
             terms += [
-                LossTerm(f"gan{sfx}", self.cfg.gan, g_hinge_loss(pred_fake)),
-                LossTerm(f"feat{sfx}", self.cfg.feat, feature_matching_loss(pred_fake, pred_real)),
                 LossTerm(f"l1{sfx}", self.cfg.l1, _pyramid_l1(fake, real, discriminator.num_scales)),
                 LossTerm(f"vgg{sfx}", self.cfg.vgg, self.perceptual(fake, real)),
             ]
@@ -153,6 +181,12 @@ def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
 def trainable_parameters(model: PCAVS, stage: str) -> set[str]:
     """Names of the parameters a stage trains; everything else is frozen (DDP needs no unused ones)."""
     prefixes: list[str]
+    if stage == "landmarks":  # the FAN up to its heatmaps; the feature head after them gets no gradient
+        heads = ("conv6.", "fc.", "bn5.")
+        return {
+            n for n, _ in model.named_parameters()
+            if n.startswith("E.model.") and not n.removeprefix("E.model.").startswith(heads)
+        }  # fmt: skip
     if stage == "sync":
         prefixes = ["E.model.", "E.to_mouth.", "A_sync.model."]
     elif stage == "identity":

@@ -1,0 +1,49 @@
+"""Landmark heatmap loss: the face-alignment task the non-identity encoder (a FAN) starts from.
+
+The released model's E_n is initialised from a FAN trained for 68-point face alignment, so its
+68-channel heatmap bottleneck already encodes where the face and its parts are; we cannot
+download those weights, so the ``landmarks`` stage trains the same task on the dataset's own
+landmarks (exact ones on SynthTalk).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def landmark_heatmaps(points: Tensor, image_size: int, heat_size: int, sigma: float = 1.0) -> Tensor:
+    """Gaussian heatmaps ``(N, P, h, h)`` for ``points`` ``(N, P, 2)`` in image pixels (x, y).
+
+    Pixel centres map between the two grids, so a point at the image centre peaks at the heatmap
+    centre; ``sigma`` is in heatmap pixels (FAN's targets use 1 at 64x64).
+    """
+    if points.ndim != 3 or points.shape[-1] != 2:
+        raise ValueError(f"points must be (N, P, 2), got {tuple(points.shape)}")
+    scale = heat_size / image_size
+    centres = (points + 0.5) * scale - 0.5  # (N, P, 2) in heatmap pixels
+    grid = torch.arange(heat_size, dtype=points.dtype, device=points.device)
+    gx = torch.exp(-((grid - centres[..., 0:1]) ** 2) / (2 * sigma**2))  # (N, P, h)
+    gy = torch.exp(-((grid - centres[..., 1:2]) ** 2) / (2 * sigma**2))
+    return gy[..., :, None] * gx[..., None, :]
+
+
+def landmark_loss(pred: Tensor, points: Tensor, image_size: int, sigma: float = 1.0) -> Tensor:
+    """Mean squared error between predicted heatmaps ``(N, P, h, h)`` and Gaussians at ``points``.
+
+    Scaled by the number of heatmap pixels per point, so the value does not shrink with the grid.
+    """
+    target = landmark_heatmaps(points, image_size, pred.shape[-1], sigma).to(pred.dtype)
+    if target.shape != pred.shape:
+        raise ValueError(f"heatmaps {tuple(pred.shape)} vs {tuple(target.shape)} for the given points")
+    return F.mse_loss(pred, target, reduction="sum") / (pred.shape[0] * pred.shape[1])
+
+
+@torch.no_grad()
+def heatmap_points(heatmaps: Tensor, image_size: int) -> Tensor:
+    """Arg-max of each heatmap, back in image pixels ``(N, P, 2)``: for logs and tests."""
+    n, p, h, w = heatmaps.shape
+    idx = heatmaps.flatten(2).argmax(-1)
+    xy = torch.stack([idx % w, idx // w], -1).to(heatmaps.dtype)
+    return (xy + 0.5) * (image_size / h) - 0.5
