@@ -254,3 +254,14 @@ def test_chunked_generation_matches_one_call():
             assert (part - whole).abs().max() < 1e-5, chunk
     assert generator_chunk("cpu", 224) == 1
     assert generator_chunk("cpu", 64) is None and generator_chunk("cuda", 224) is None
+
+
+def test_encode_pose_fast_path_matches_the_plain_one():
+    torch.manual_seed(0)
+    model = PCAVS(preset("tiny")).eval()
+    frames = torch.rand(11, 3, 32, 32) * 2 - 1  # more than one chunk of 8
+    with torch.no_grad():
+        plain = model.E.pose_code(model.E(frames))
+        fast = model.encode_pose(frames)
+    assert fast.shape == plain.shape == (11, model.cfg.mapping.pose_dim)
+    assert (fast - plain).abs().max() < 1e-5

@@ -144,6 +144,10 @@ class ModulatedConv2d(nn.Module):
         """
         s = self.modulation(style)  # (B, in)
         w = self.weight[0] * self.scale  # (out, in, k, k)
+        if self.upsample and x.device.type == "cpu":
+            # oneDNN's transposed convolution and the depthwise blur run ~2x faster channels-last
+            # (112->224: 60 vs 110 ms and 7 vs 18 ms); the result is converted back after the blur
+            x = x.contiguous(memory_format=torch.channels_last)
         if x.shape[0] == 1:
             # one sample: scale the (small) weight instead of the (large) activation
             wm = w * s[0][None, :, None, None]
@@ -158,7 +162,7 @@ class ModulatedConv2d(nn.Module):
             else:
                 out = F.conv2d(x, w, padding=self.padding)
         if self.upsample:
-            out = self.blur(out)  # linear and per-channel, so it commutes with the demodulation
+            out = self.blur(out).contiguous()  # linear and per-channel: commutes with the demodulation
         if not self.demodulate:
             return out, None
         # sum_{i,k} (w[o,i,k] s[b,i])^2 = (s^2) @ (sum_k w^2)^T
