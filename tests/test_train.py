@@ -142,3 +142,11 @@ def test_landmarks_stage_trains_only_the_fan_up_to_its_heatmaps(tmp_path):
         assert "pcavs preprocess" in str(exc)
     else:
         raise AssertionError("a batch without landmarks must be refused")
+
+
+def test_augmentation_overrides_reach_the_dataset():
+    from pcavs.train.data import data_config
+
+    cfg = train_preset("tiny-joint", ["data.augment.p_crop=0", "data.augment.perspective_max=0.1"])
+    aug = data_config(cfg).augment
+    assert aug.p_crop == 0.0 and aug.perspective_max == 0.1 and aug.p_color == 1.0

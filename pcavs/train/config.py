@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pcavs.config import ConfigError, apply_overrides
+from pcavs.data.augment import AugmentConfig
 
 Stage = Literal["landmarks", "sync", "identity", "joint"]
 
@@ -51,6 +52,7 @@ class OptimConfig:
 @dataclass(frozen=True)
 class DataSpec:
     root: str = ""
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # what E sees (data.augment.p_crop=0 ...)
     clip_len: int = 1
     samples_per_clip: int = 4
     shift_negatives: int = 2
