@@ -93,13 +93,10 @@ class PCAVS(nn.Module):
         """
         style = self.style(identity, mouth, pose)
         id_map = identity.map.expand(style.shape[0], -1, -1, -1)
-        n = style.shape[0]
-        if chunk is None or chunk >= n:
+        if chunk is None or chunk >= style.shape[0]:
             return self.G(style, id_map, noise=noise, generator=generator)
-        return torch.cat(
-            [self.G(style[i : i + chunk], id_map[i : i + chunk], noise=noise, generator=generator)
-             for i in range(0, n, chunk)]
-        )  # fmt: skip
+        parts = zip(style.split(chunk), id_map.split(chunk), strict=True)
+        return torch.cat([self.G(s, m, noise=noise, generator=generator) for s, m in parts])
 
     def forward(
         self, identity_images: Tensor, mel_windows: Tensor, pose_frames: Tensor, noise: NoiseMode = "random"

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m pcavs.ui.cli``) until ``pcavs ui`` is wired."""
+    """Stand-alone entry (``python -m pcavs.ui.cli``), the same as ``pcavs ui``."""
     parser = argparse.ArgumentParser(prog="pcavs ui", description="local web page to make talking-face videos")
     add_arguments(parser)
     return run(parser.parse_args(argv))
