@@ -239,6 +239,16 @@ def test_identity_map_comes_from_the_configured_stage():
     assert model.V.conv1x1.in_channels == 64 * 4  # layer2's width x bottleneck expansion
 
 
+def test_fan_head_channels():
+    # released: conv6 sums the 68 heatmaps into 1 map; the option keeps C maps of the 8x8 grid at 64 px
+    assert PCAVS(preset("official")).E.model.conv6.out_channels == 1
+    fan = PCAVS(preset("small", ["nonidentity.head_channels=16"])).E.model
+    assert (fan.conv6.out_channels, fan.fc.in_features) == (16, 16 * 8 * 8)
+    assert fan(torch.zeros(3, 3, 64, 64)).shape == (3, 256)
+    with pytest.raises(ConfigError, match="head_channels"):
+        preset("small", ["nonidentity.head_channels=0"])
+
+
 def test_chunked_generation_matches_one_call():
     torch.manual_seed(0)
     model = PCAVS(preset("tiny")).eval()

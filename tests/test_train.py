@@ -150,3 +150,36 @@ def test_augmentation_overrides_reach_the_dataset():
     cfg = train_preset("tiny-joint", ["data.augment.p_crop=0", "data.augment.perspective_max=0.1"])
     aug = data_config(cfg).augment
     assert aug.p_crop == 0.0 and aug.perspective_max == 0.1 and aug.p_color == 1.0
+
+
+def _fan_trunk_names(trainer) -> set[str]:
+    head = ("E.model.fc.", "E.model.conv6.", "E.model.bn5.")
+    return {n for n, _ in trainer.model.named_parameters() if n.startswith("E.model.") and not n.startswith(head)}
+
+
+def test_frozen_fan_trunk_keeps_weights_and_batchnorm_statistics(tmp_path):
+    cfg = train_preset("tiny-joint", [f"out_dir={tmp_path}", "steps=1", "freeze_fan_trunk=true"])
+    trainer = Trainer(cfg, random_batches(cfg))
+    trunk = _fan_trunk_names(trainer)
+    assert trunk and not trunk & trainer.trainable
+    assert {"E.model.fc.weight", "E.model.conv6.weight", "E.to_headpose.0.weight"} <= trainer.trainable
+    fan = trainer.model.E.model
+    stats = {k: v.clone() for k, v in fan.state_dict().items() if "running" in k and not k.startswith("bn5.")}
+    trainer.run(progress=False)
+    assert all(torch.equal(fan.state_dict()[k], v) for k, v in stats.items()), "the frozen trunk's BN stats moved"
+    assert not fan.bn1.training and fan.bn5.training
+
+
+def test_keep_landmarks_term_in_sync_and_joint_and_its_refusal(tmp_path):
+    import pytest
+
+    for name in ("tiny-sync", "tiny-joint"):
+        cfg = train_preset(name, [f"out_dir={tmp_path / name}", "steps=1", "loss.keep_landmarks=2"])
+        trainer = Trainer(cfg, random_batches(cfg))
+        batch = next(random_batches(cfg)(Position()))[2]
+        logs, _ = trainer.step(batch)
+        assert logs["keep_landmarks"] > 0, name
+        del batch["landmarks"]
+        with pytest.raises(ValueError, match="keep_landmarks.*pcavs preprocess"):
+            trainer.step(batch)
+

@@ -85,10 +85,17 @@ class FAN(nn.Module):
         self.conv_last0 = nn.Conv2d(4 * c, 4 * c, 1)
         self.l0 = nn.Conv2d(4 * c, cfg.num_landmarks, 1)
         self.bn_end0 = nn.BatchNorm2d(4 * c)
-        self.conv6 = nn.Conv2d(cfg.num_landmarks, 1, 3, stride=2, padding=1)
+        self.conv6 = nn.Conv2d(cfg.num_landmarks, cfg.head_channels, 3, stride=2, padding=1)
         heat = image_size // 4  # heatmaps at 1/4 of the input (56 for 224)
-        self.fc = nn.Linear(((heat + 1) // 2) ** 2, cfg.feature_dim)
+        self.fc = nn.Linear(cfg.head_channels * ((heat + 1) // 2) ** 2, cfg.feature_dim)
         self.bn5 = nn.BatchNorm2d(cfg.num_landmarks)
+
+    def trunk_eval(self) -> FAN:
+        """Put the layers up to the heatmaps in eval mode (a frozen trunk keeps its BN statistics)."""
+        for name, module in self.named_children():
+            if name not in ("conv6", "fc", "bn5"):
+                module.eval()
+        return self
 
     def heatmaps(self, x: Tensor) -> Tensor:
         x = F.relu(self.bn1(self.conv1(x)))

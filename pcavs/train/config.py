@@ -31,6 +31,10 @@ class LossConfig:
     identity: float = 1.0
     landmarks: float = 1.0  # heatmap MSE of the ``landmarks`` stage
     landmark_sigma: float = 1.0  # Gaussian width of the heatmap targets, in heatmap pixels
+    # The same heatmap loss kept on during sync and joint (0: off, as released). Without it the sync
+    # loss repurposes the FAN's 68 heatmaps, from which the pose code is computed (small-sync, 600
+    # steps: landmark error 4 -> 18 px; with keep_landmarks=1, 13 px; freeze_fan_trunk keeps 4 px)
+    keep_landmarks: float = 0.0
     perceptual: Literal["vgg19", "stlpips", "none"] = "vgg19"
     vgg19_weights: str = ""  # path to torchvision's vgg19-dcbb9e9d.pth; empty: the torch hub cache
     sync_similarity: Literal["cosine", "inverse_l2"] = "cosine"  # paper: cosine; released code: 1/L2
@@ -75,6 +79,9 @@ class TrainConfig:
     image_every: int = 200
     checkpoint_every: int = 500
     export_every: int = 0  # 0: export inference weights only at the end
+    # stages after ``landmarks``: keep the FAN up to its heatmaps as that stage left it (weights and
+    # BatchNorm statistics); the sync loss otherwise repurposes the heatmaps (small: 4 -> 18 px error)
+    freeze_fan_trunk: bool = False
     generate_from: tuple[str, ...] = ("audio",)  # which content drives G in joint training
     deterministic: bool = False
     loss: LossConfig = field(default_factory=LossConfig)

@@ -54,9 +54,11 @@ class Trainer:
         if cfg.init_from:
             self._init_from(cfg.init_from)
         self.model.to(self.info.device).train()
-        self.trainable = trainable_parameters(self.model, cfg.stage)
+        self.trainable = trainable_parameters(self.model, cfg.stage, cfg.freeze_fan_trunk)
         for name, p in self.model.named_parameters():
             p.requires_grad_(name in self.trainable)
+        if cfg.freeze_fan_trunk:  # frozen means frozen: its BatchNorms keep their statistics too
+            self.model.E.model.trunk_eval()
         self._build_phases()
         self.position = Position()
         self._stop_requested = False

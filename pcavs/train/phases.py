@@ -42,6 +42,22 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1, *x.shape[2:])
 
 
+def _require_landmarks(batch: Batch, what: str) -> Tensor:
+    if "landmarks" not in batch:
+        raise ValueError(
+            f"{what} needs a dataset with landmarks (landmarks.npy per clip); "
+            "rerun `pcavs preprocess` on it, which stores them"
+        )
+    return _flat(batch["landmarks"])
+
+
+def _keep_landmarks_term(fan: nn.Module, batch: Batch, frames: Tensor, cfg: LossConfig) -> LossTerm:
+    """The landmarks stage's loss on the un-augmented frames, kept on in a later stage."""
+    points = _require_landmarks(batch, "loss.keep_landmarks")
+    loss = landmark_loss(fan.heatmaps(frames), points, frames.shape[-1], cfg.landmark_sigma)
+    return LossTerm("keep_landmarks", cfg.keep_landmarks, loss)
+
+
 def _sync_terms(a: Tensor, v: Tensor, a_neg: Tensor | None, cfg: LossConfig, suffix: str = "") -> list[LossTerm]:
     v2a, a2v = contrastive_sync_terms(
         a, v, extra_neg_a=a_neg, temperature=cfg.sync_temperature, similarity=cfg.sync_similarity
@@ -62,14 +78,10 @@ class LandmarkPhase(nn.Module):
         self.cfg = cfg
 
     def forward(self, batch: Batch) -> tuple[list[LossTerm], dict[str, Tensor]]:
-        if "landmarks" not in batch:
-            raise ValueError(
-                "the landmarks stage needs a dataset with landmarks (landmarks.npy per clip); "
-                "rerun `pcavs preprocess` on it, which stores them"
-            )
+        points = _require_landmarks(batch, "the landmarks stage")
         frames = _flat(batch["frames"])
         heat = self.fan.heatmaps(frames)
-        loss = landmark_loss(heat, _flat(batch["landmarks"]), frames.shape[-1], self.cfg.landmark_sigma)
+        loss = landmark_loss(heat, points, frames.shape[-1], self.cfg.landmark_sigma)
         return [LossTerm("landmarks", self.cfg.landmarks, loss)], {"heatmaps": heat.detach()}
 
 
@@ -89,7 +101,10 @@ class SyncPhase(nn.Module):
             shifted = batch["mel_shifted"]  # (B, K, M, 1, 80, 20): same clip, shifted in time
             m = shifted.shape[2]
             a_neg = self.A(shifted.reshape(-1, *shifted.shape[3:])).view(-1, m, a.shape[1])
-        return _sync_terms(a, v, a_neg, self.cfg), {"audio": a.detach(), "visual": v.detach()}
+        terms = _sync_terms(a, v, a_neg, self.cfg)
+        if self.cfg.keep_landmarks > 0:
+            terms.append(_keep_landmarks_term(self.E.model, batch, _flat(batch["frames"]), self.cfg))
+        return terms, {"audio": a.detach(), "visual": v.detach()}
 
 
 class IdentityPhase(nn.Module):
@@ -128,6 +143,8 @@ class GeneratorPhase(nn.Module):
         id_vec, id_map = self.V(batch["reference"])
         terms = _sync_terms(audio, visual, None, self.cfg)
         terms.append(LossTerm("identity", self.cfg.identity, identity_loss(self.V.classify(id_vec), batch["label"])))
+        if self.cfg.keep_landmarks > 0:
+            terms.append(_keep_landmarks_term(self.E.model, batch, real, self.cfg))
         id_vec, id_map = id_vec.repeat_interleave(k, 0), id_map.repeat_interleave(k, 0)
         # with neither adversarial nor feature-matching weight, D would be run only to be ignored
         judged = self.cfg.gan != 0 or self.cfg.feat != 0
@@ -178,15 +195,23 @@ def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
     return total / scales
 
 
-def trainable_parameters(model: PCAVS, stage: str) -> set[str]:
-    """Names of the parameters a stage trains; everything else is frozen (DDP needs no unused ones)."""
-    prefixes: list[str]
+_FAN_HEAD = ("conv6.", "fc.", "bn5.")  # after the heatmaps: the FAN's 512-d feature
+
+
+def _fan_trunk(name: str) -> bool:
+    """A parameter of the FAN up to and including its 68 heatmaps."""
+    return name.startswith("E.model.") and not name.removeprefix("E.model.").startswith(_FAN_HEAD)
+
+
+def trainable_parameters(model: PCAVS, stage: str, freeze_fan_trunk: bool = False) -> set[str]:
+    """Names of the parameters a stage trains; everything else is frozen (DDP needs no unused ones).
+
+    ``freeze_fan_trunk`` keeps the FAN up to its heatmaps as the ``landmarks`` stage left it, in
+    stages after it: pose and speech content are then read from fixed face-alignment heatmaps.
+    """
     if stage == "landmarks":  # the FAN up to its heatmaps; the feature head after them gets no gradient
-        heads = ("conv6.", "fc.", "bn5.")
-        return {
-            n for n, _ in model.named_parameters()
-            if n.startswith("E.model.") and not n.removeprefix("E.model.").startswith(heads)
-        }  # fmt: skip
+        return {n for n, _ in model.named_parameters() if _fan_trunk(n)}
+    prefixes: list[str]
     if stage == "sync":
         prefixes = ["E.model.", "E.to_mouth.", "A_sync.model."]
     elif stage == "identity":
@@ -201,4 +226,6 @@ def trainable_parameters(model: PCAVS, stage: str) -> set[str]:
     if stage == "joint":
         # noise strengths only get gradients when noise is drawn; it always is in training
         names |= {n for n, _ in model.named_parameters() if n.startswith("G.") and n.endswith("noise.weight")}
+    if freeze_fan_trunk:
+        names = {n for n in names if not _fan_trunk(n)}
     return names
