@@ -49,6 +49,7 @@ def test_loss_weights_defaults_match_released_code():
         "gan": 1.0, "feat": 10.0, "l1": 10.0, "vgg": 10.0, "sync": 100.0, "crossmodal": 1.0, "identity": 1.0,
         "sync_temperature": 1.0,
         "landmarks": 1.0, "landmark_sigma": 1.0,  # ours: the FAN pretraining the released code does not ship
+        "keep_landmarks": 0.0,  # ours, off: the released code has no landmark term after that start
     }  # fmt: skip
 
 
