@@ -170,7 +170,7 @@ def _small() -> ModelConfig:
             stem_channels=32, planes=(32, 64, 128, 128), blocks=(1, 2, 2, 1), groups=8,
             width_per_group=4, map_channels=128, map_stage=2, imagenet_classes=0, num_classes=1000,
         ),
-        nonidentity=NonIdentityEncoderConfig(base_channels=16, hourglass_depth=3, feature_dim=256),
+        nonidentity=NonIdentityEncoderConfig(base_channels=16, hourglass_depth=3, feature_dim=256, head_channels=16),
         mapping=MappingConfig(pose_dim=12, num_classes=1000),
         audio=AudioEncoderConfig(
             channels=(16, 32, 64, 128), blocks=(1, 2, 2, 1), attention_dim=64, feature_dim=256,
