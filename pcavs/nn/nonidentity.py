@@ -72,6 +72,8 @@ class HourGlass(nn.Module):
 class FAN(nn.Module):
     """Images (B, 3, S, S) in [-1, 1] -> non-identity feature (B, feature_dim)."""
 
+    HEAD = ("conv6", "fc", "bn5")  # the layers after the 68 heatmaps; the rest is the trunk
+
     def __init__(self, cfg: NonIdentityEncoderConfig, image_size: int) -> None:
         super().__init__()
         c = cfg.base_channels
@@ -93,7 +95,7 @@ class FAN(nn.Module):
     def trunk_eval(self) -> FAN:
         """Put the layers up to the heatmaps in eval mode (a frozen trunk keeps its BN statistics)."""
         for name, module in self.named_children():
-            if name not in ("conv6", "fc", "bn5"):
+            if name not in self.HEAD:
                 module.eval()
         return self
 

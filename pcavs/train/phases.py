@@ -32,6 +32,7 @@ from pcavs.losses import (
 )
 from pcavs.model import PCAVS
 from pcavs.nn.discriminator import MultiscaleDiscriminator
+from pcavs.nn.nonidentity import FAN
 from pcavs.train.config import LossConfig
 
 Batch = dict[str, Tensor]
@@ -42,20 +43,21 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1, *x.shape[2:])
 
 
-def _require_landmarks(batch: Batch, what: str) -> Tensor:
+def _heatmap_loss(fan: FAN, batch: Batch, cfg: LossConfig, what: str) -> tuple[Tensor, Tensor]:
+    """(loss, heatmaps) of the FAN on the un-augmented frames against the stored landmarks."""
     if "landmarks" not in batch:
         raise ValueError(
             f"{what} needs a dataset with landmarks (landmarks.npy per clip); "
             "rerun `pcavs preprocess` on it, which stores them"
         )
-    return _flat(batch["landmarks"])
+    frames = _flat(batch["frames"])
+    heat = fan.heatmaps(frames)
+    return landmark_loss(heat, _flat(batch["landmarks"]), frames.shape[-1], cfg.landmark_sigma), heat
 
 
-def _keep_landmarks_term(fan: nn.Module, batch: Batch, frames: Tensor, cfg: LossConfig) -> LossTerm:
-    """The landmarks stage's loss on the un-augmented frames, kept on in a later stage."""
-    points = _require_landmarks(batch, "loss.keep_landmarks")
-    loss = landmark_loss(fan.heatmaps(frames), points, frames.shape[-1], cfg.landmark_sigma)
-    return LossTerm("keep_landmarks", cfg.keep_landmarks, loss)
+def _keep_landmarks_term(fan: FAN, batch: Batch, cfg: LossConfig) -> LossTerm:
+    """The landmarks stage's loss, kept on in a later stage."""
+    return LossTerm("keep_landmarks", cfg.keep_landmarks, _heatmap_loss(fan, batch, cfg, "loss.keep_landmarks")[0])
 
 
 def _sync_terms(a: Tensor, v: Tensor, a_neg: Tensor | None, cfg: LossConfig, suffix: str = "") -> list[LossTerm]:
@@ -78,10 +80,7 @@ class LandmarkPhase(nn.Module):
         self.cfg = cfg
 
     def forward(self, batch: Batch) -> tuple[list[LossTerm], dict[str, Tensor]]:
-        points = _require_landmarks(batch, "the landmarks stage")
-        frames = _flat(batch["frames"])
-        heat = self.fan.heatmaps(frames)
-        loss = landmark_loss(heat, points, frames.shape[-1], self.cfg.landmark_sigma)
+        loss, heat = _heatmap_loss(self.fan, batch, self.cfg, "the landmarks stage")
         return [LossTerm("landmarks", self.cfg.landmarks, loss)], {"heatmaps": heat.detach()}
 
 
@@ -103,7 +102,7 @@ class SyncPhase(nn.Module):
             a_neg = self.A(shifted.reshape(-1, *shifted.shape[3:])).view(-1, m, a.shape[1])
         terms = _sync_terms(a, v, a_neg, self.cfg)
         if self.cfg.keep_landmarks > 0:
-            terms.append(_keep_landmarks_term(self.E.model, batch, _flat(batch["frames"]), self.cfg))
+            terms.append(_keep_landmarks_term(self.E.model, batch, self.cfg))
         return terms, {"audio": a.detach(), "visual": v.detach()}
 
 
@@ -144,7 +143,7 @@ class GeneratorPhase(nn.Module):
         terms = _sync_terms(audio, visual, None, self.cfg)
         terms.append(LossTerm("identity", self.cfg.identity, identity_loss(self.V.classify(id_vec), batch["label"])))
         if self.cfg.keep_landmarks > 0:
-            terms.append(_keep_landmarks_term(self.E.model, batch, real, self.cfg))
+            terms.append(_keep_landmarks_term(self.E.model, batch, self.cfg))
         id_vec, id_map = id_vec.repeat_interleave(k, 0), id_map.repeat_interleave(k, 0)
         # with neither adversarial nor feature-matching weight, D would be run only to be ignored
         judged = self.cfg.gan != 0 or self.cfg.feat != 0
@@ -195,12 +194,9 @@ def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
     return total / scales
 
 
-_FAN_HEAD = ("conv6.", "fc.", "bn5.")  # after the heatmaps: the FAN's 512-d feature
-
-
 def _fan_trunk(name: str) -> bool:
     """A parameter of the FAN up to and including its 68 heatmaps."""
-    return name.startswith("E.model.") and not name.removeprefix("E.model.").startswith(_FAN_HEAD)
+    return name.startswith("E.model.") and name.removeprefix("E.model.").split(".")[0] not in FAN.HEAD
 
 
 def trainable_parameters(model: PCAVS, stage: str, freeze_fan_trunk: bool = False) -> set[str]:
