@@ -50,6 +50,7 @@ def test_loss_weights_defaults_match_released_code():
         "sync_temperature": 1.0,
         "landmarks": 1.0, "landmark_sigma": 1.0,  # ours: the FAN pretraining the released code does not ship
         "keep_landmarks": 0.0,  # ours, off: the released code has no landmark term after that start
+        "mouth": 0.0,  # ours, off: the released code weighs every pixel alike
     }  # fmt: skip
 
 
@@ -426,3 +427,34 @@ def test_landmark_loss_zero_at_target_and_scaled_per_point():
     assert torch.allclose(zero, target.pow(2).sum() / (3 * 68))
     with pytest.raises(ValueError, match="points must be"):
         landmark_loss(target, pts[0], 64)
+
+
+def test_mouth_mask_box_from_lip_points():
+    from pcavs.losses.region import mouth_mask
+
+    lm = torch.zeros(1, 68, 2)
+    lm[0, 48:68] = torch.tensor([[10.0, 20.0], [18.0, 24.0]]).repeat(10, 1)  # lips span x 10..18, y 20..24
+    mask = mouth_mask(lm, 32, pad=0.25)  # margin 2 px: x 8..20, y 18..26
+    assert mask.shape == (1, 1, 32, 32)
+    rows, cols = mask[0, 0].nonzero(as_tuple=True)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (18, 26, 8, 20)
+    assert mask.sum() == 9 * 13
+    with pytest.raises(ValueError, match=r"\(N, 68, 2\)"):
+        mouth_mask(torch.zeros(1, 20, 2), 32)
+
+
+def test_masked_l1_counts_only_the_box():
+    from pcavs.losses.region import masked_l1
+
+    real = torch.zeros(2, 3, 8, 8)
+    fake = torch.zeros(2, 3, 8, 8)
+    fake[:, :, :4] = 1.0  # error in the top half only
+    top = torch.zeros(2, 1, 8, 8)
+    top[:, :, :2, :2] = 1
+    bottom = torch.zeros(2, 1, 8, 8)
+    bottom[:, :, 6:, 6:] = 1
+    assert masked_l1(fake, real, top).item() == pytest.approx(1.0)
+    assert masked_l1(fake, real, bottom).item() == 0.0
+    assert masked_l1(fake, real, torch.zeros(2, 1, 8, 8)).item() == 0.0  # empty boxes: no NaN
+    with pytest.raises(ValueError, match="does not fit"):
+        masked_l1(fake, real, top[:1])

@@ -211,8 +211,8 @@ def test_truncated_safetensors(tmp_path, tiny):
 
 
 def test_config_overrides_and_round_trip():
-    cfg = preset("small", ["generator.channels=[64,32,32,16]", "mouth_weight=1", "mapping.pose_dim=6"])
-    assert cfg.generator.channels == (64, 32, 32, 16)
+    cfg = preset("small", ["generator.channels=[64,32,16]", "mouth_weight=1", "mapping.pose_dim=6"])
+    assert cfg.generator.channels == (64, 32, 16)
     assert cfg.mouth_weight == 1.0 and isinstance(cfg.mouth_weight, float)
     assert cfg.style_dim == cfg.identity.feature_dim + cfg.nonidentity.feature_dim
     assert from_dict(ModelConfig, to_dict(cfg)) == cfg
@@ -228,15 +228,17 @@ def test_config_overrides_and_round_trip():
 
 def test_identity_map_comes_from_the_configured_stage():
     torch.manual_seed(0)
-    model = PCAVS(preset("small")).eval()  # map_stage=2: an 8x8 map from layer2 at 64 px
+    model = PCAVS(preset("small")).eval()  # map_stage=1: a 16x16 map from layer1 at 64 px
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         vec, fmap = model.V(x)
-        model.V.model.layer4[0].conv1.weight.mul_(2)  # after the map's stage: only the vector moves
+        model.V.model.layer2[0].conv1.weight.mul_(2)  # after the map's stage: only the vector moves
         vec2, fmap2 = model.V(x)
-    assert fmap.shape == (2, 128, 8, 8)
+    assert fmap.shape == (2, 128, 16, 16)
     assert torch.equal(fmap, fmap2) and not torch.equal(vec, vec2)
-    assert model.V.conv1x1.in_channels == 64 * 4  # layer2's width x bottleneck expansion
+    assert model.V.conv1x1.in_channels == 32 * 4  # layer1's width x bottleneck expansion
+    stage2 = ["identity.map_stage=2", "generator.init_size=8", "generator.channels=[128,128,64,32]"]
+    assert PCAVS(preset("small", stage2)).V(x)[1].shape == (2, 128, 8, 8)
 
 
 def test_fan_head_channels():

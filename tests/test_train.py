@@ -59,7 +59,8 @@ def _weights(trainer):
 
 
 def test_resume_gives_identical_weights(tmp_path):
-    overrides = ["steps=6", "checkpoint_every=0", "log_every=2"]
+    # with per-network learning rates: the optimizer's parameter groups must load back as saved
+    overrides = ["steps=6", "checkpoint_every=0", "log_every=2", "optim.lr_mult_e=0.5", "optim.lr_mult_a=0.25"]
     straight = train_preset("tiny-joint", [f"out_dir={tmp_path / 'a'}", *overrides])
     a = Trainer(straight, random_batches(straight))
     a.run(progress=False)
@@ -183,3 +184,37 @@ def test_keep_landmarks_term_in_sync_and_joint_and_its_refusal(tmp_path):
         with pytest.raises(ValueError, match="keep_landmarks.*pcavs preprocess"):
             trainer.step(batch)
 
+
+
+def test_mouth_term_in_joint_and_its_refusal(tmp_path):
+    import pytest
+
+    cfg = train_preset("tiny-joint", [f"out_dir={tmp_path}", "steps=1", "loss.mouth=5"])
+    trainer = Trainer(cfg, random_batches(cfg))
+    batch = next(random_batches(cfg)(Position()))[2]
+    logs, _ = trainer.step(batch)
+    assert logs["mouth"] > 0 and logs["loss_g"] > 5 * logs["mouth"]
+    del batch["landmarks"]
+    with pytest.raises(ValueError, match="loss.mouth.*pcavs preprocess"):
+        trainer.step(batch)
+
+
+def test_per_network_learning_rates(tmp_path):
+    import pytest
+
+    from pcavs.config import ConfigError
+
+    cfg = train_preset("tiny-joint", [f"out_dir={tmp_path}", "steps=1", "optim.lr_mult_e=0.1", "optim.lr_mult_v=0"])
+    trainer = Trainer(cfg, random_batches(cfg))
+    by_lr = {g["lr"]: g["params"] for g in trainer.optimizers["G"].param_groups}
+    lr = cfg.optim.lr_g
+    assert sorted(by_lr) == pytest.approx([0.0, 0.1 * lr, lr])
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    prefixes = {k: {names[id(p)].split(".")[0] for p in v} for k, v in by_lr.items()}
+    assert prefixes[0.0] == {"V"} and prefixes[lr] == {"G", "A_sync"}
+    assert prefixes[min(k for k in by_lr if k > 0)] == {"E"}
+    v_before = {n: p.detach().clone() for n, p in trainer.model.V.named_parameters()}
+    trainer.run(progress=False)
+    assert all(torch.equal(p, v_before[n]) for n, p in trainer.model.V.named_parameters())  # lr 0: frozen
+    with pytest.raises(ConfigError, match="optim.lr_"):
+        train_preset("tiny-joint", ["optim.lr_mult_a=-1"])

@@ -35,6 +35,8 @@ class LossConfig:
     # loss repurposes the FAN's 68 heatmaps, from which the pose code is computed (small-sync, 600
     # steps: landmark error 4 -> 18 px; with keep_landmarks=1, 13 px; freeze_fan_trunk keeps 4 px)
     keep_landmarks: float = 0.0
+    # L1 inside the target's lip box (joint; 0: off, as released); needs landmarks in the shards
+    mouth: float = 0.0
     perceptual: Literal["vgg19", "stlpips", "none"] = "vgg19"
     vgg19_weights: str = ""  # path to torchvision's vgg19-dcbb9e9d.pth; empty: the torch hub cache
     sync_similarity: Literal["cosine", "inverse_l2"] = "cosine"  # paper: cosine; released code: 1/L2
@@ -51,6 +53,11 @@ class OptimConfig:
     beta2: float = 0.9
     amsgrad_g: bool = True
     grad_clip: float = 0.0  # 0 disables
+    # lr_g multipliers for the parameters of E (with its pose and content mappings), A_sync and V
+    # (ours; 1 as released). G keeps lr_g
+    lr_mult_e: float = 1.0
+    lr_mult_a: float = 1.0
+    lr_mult_v: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,9 @@ class TrainConfig:
             raise ConfigError(f"generate_from must list 'audio' and/or 'visual', got {list(self.generate_from)}")
         if self.batch_size < 2 and self.stage == "sync":
             raise ConfigError("the contrastive sync stage needs batch_size >= 2 (negatives come from the batch)")
+        o = self.optim
+        if min(o.lr_g, o.lr_d, o.lr_mult_e, o.lr_mult_a, o.lr_mult_v) < 0:
+            raise ConfigError("learning rates and their multipliers (optim.lr_*) must be >= 0")
         return self
 
 
@@ -119,7 +129,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
                          loss=LossConfig(sync_temperature=0.1)),
     "small-identity": _stage("identity", "small", steps=300, batch_size=16, log_every=20),
     "small-joint": _stage(
-        "joint", "small", steps=1500, batch_size=16, image_every=250, checkpoint_every=250, freeze_fan_trunk=True,
+        "joint", "small", steps=3000, batch_size=16, image_every=250, checkpoint_every=250, freeze_fan_trunk=True,
         # Reconstruction only, for the CPU budget. Measured on SynthTalk (benchmarks/synthtalk.py):
         # - with the discriminator on (gan 1 or 0.1) it won within a few hundred steps and G's L1 stalled
         #   at 0.22; a perceptual backbone at 64x64 costs ~10x the small model's own step;
@@ -129,12 +139,17 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         #   for those terms in their own stages;
         # - E sees the target without the perspective/crop warps: at 64 px the aligned landmarks move
         #   only ~1.6 px (std), which a 20% warp drowns;
-        # - one frame per clip (16 identities per batch) and Adam 2e-3 (0.9, 0.99); 6e-3 diverged in a G-only fit.
+        # - one frame per clip (16 identities per batch) and Adam 2e-3 (0.9, 0.99); 6e-3 diverged in a G-only fit;
+        # - L1 x20 inside the lip box (loss.mouth): with whole-frame L1 alone the speech was ignored
+        #   (mouth error ratio true vs shuffled audio 1.00).
         data=DataSpec(samples_per_clip=1, augment=AugmentConfig(p_perspective=0.0, p_crop=0.0)),
         loss=LossConfig(
-            gan=0.0, feat=0.0, perceptual="none", sync=0.0, crossmodal=0.0, identity=0.0, sync_temperature=0.1
+            gan=0.0, feat=0.0, perceptual="none", sync=0.0, crossmodal=0.0, identity=0.0, sync_temperature=0.1,
+            mouth=20.0,
         ),
-        optim=OptimConfig(lr_g=2e-3, beta1=0.9, beta2=0.99, amsgrad_g=False),
+        # E at a tenth of G's lr: at 2e-3 every ReLU after its heatmaps (conv6) died within the first
+        # few hundred steps, the pose code went constant (std 0.000) and G ignored the pose
+        optim=OptimConfig(lr_g=2e-3, beta1=0.9, beta2=0.99, amsgrad_g=False, lr_mult_e=0.1),
     ),
     # unit tests
     "tiny-landmarks": _stage("landmarks", "tiny", steps=2, batch_size=4, log_every=1),

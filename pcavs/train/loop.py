@@ -79,9 +79,16 @@ class Trainer:
         cfg, info = self.cfg, self.info
         opt = cfg.optim
         named = dict(self.model.named_parameters())
-        g_params = [named[n] for n in sorted(self.trainable) if not n.startswith("D.")]
+        mult = {"E.": opt.lr_mult_e, "A_sync.": opt.lr_mult_a, "V.": opt.lr_mult_v}
+        groups: dict[float, list[torch.nn.Parameter]] = {}
+        for n in sorted(self.trainable):
+            if not n.startswith("D."):
+                m = next((v for k, v in mult.items() if n.startswith(k)), 1.0)
+                groups.setdefault(opt.lr_g * m, []).append(named[n])
+        # one group per distinct lr, in a fixed order, so a saved optimizer state loads back
+        param_groups = [{"params": ps, "lr": lr} for lr, ps in sorted(groups.items(), reverse=True)]
         self.optimizers: dict[str, torch.optim.Optimizer] = {
-            "G": torch.optim.Adam(g_params, lr=opt.lr_g, betas=(opt.beta1, opt.beta2), amsgrad=opt.amsgrad_g)
+            "G": torch.optim.Adam(param_groups, lr=opt.lr_g, betas=(opt.beta1, opt.beta2), amsgrad=opt.amsgrad_g)
         }
         if cfg.stage == "landmarks":
             self.phase = wrap(LandmarkPhase(self.model, cfg.loss), info)

@@ -30,6 +30,7 @@ from pcavs.losses import (
     identity_loss,
     landmark_loss,
 )
+from pcavs.losses.region import masked_l1, mouth_mask
 from pcavs.model import PCAVS
 from pcavs.nn.discriminator import MultiscaleDiscriminator
 from pcavs.nn.nonidentity import FAN
@@ -43,16 +44,22 @@ def _flat(x: Tensor) -> Tensor:
     return x.reshape(-1, *x.shape[2:])
 
 
-def _heatmap_loss(fan: FAN, batch: Batch, cfg: LossConfig, what: str) -> tuple[Tensor, Tensor]:
-    """(loss, heatmaps) of the FAN on the un-augmented frames against the stored landmarks."""
+def _landmarks(batch: Batch, what: str) -> Tensor:
+    """The batch's stored landmarks, (B*K, 68, 2), or an error naming the option that needs them."""
     if "landmarks" not in batch:
         raise ValueError(
             f"{what} needs a dataset with landmarks (landmarks.npy per clip); "
             "rerun `pcavs preprocess` on it, which stores them"
         )
+    return _flat(batch["landmarks"])
+
+
+def _heatmap_loss(fan: FAN, batch: Batch, cfg: LossConfig, what: str) -> tuple[Tensor, Tensor]:
+    """(loss, heatmaps) of the FAN on the un-augmented frames against the stored landmarks."""
+    points = _landmarks(batch, what)
     frames = _flat(batch["frames"])
     heat = fan.heatmaps(frames)
-    return landmark_loss(heat, _flat(batch["landmarks"]), frames.shape[-1], cfg.landmark_sigma), heat
+    return landmark_loss(heat, points, frames.shape[-1], cfg.landmark_sigma), heat
 
 
 def _keep_landmarks_term(fan: FAN, batch: Batch, cfg: LossConfig) -> LossTerm:
@@ -147,6 +154,7 @@ class GeneratorPhase(nn.Module):
         id_vec, id_map = id_vec.repeat_interleave(k, 0), id_map.repeat_interleave(k, 0)
         # with neither adversarial nor feature-matching weight, D would be run only to be ignored
         judged = self.cfg.gan != 0 or self.cfg.feat != 0
+        mouth = mouth_mask(_landmarks(batch, "loss.mouth"), real.shape[-1]) if self.cfg.mouth > 0 else None
         pred_real = discriminator(real) if judged else None
         outputs: dict[str, Tensor] = {}
         for source in self.generate_from:
@@ -165,7 +173,10 @@ class GeneratorPhase(nn.Module):
                 LossTerm(f"l1{sfx}", self.cfg.l1, _pyramid_l1(fake, real, discriminator.num_scales)),
                 LossTerm(f"vgg{sfx}", self.cfg.vgg, self.perceptual(fake, real)),
             ]
+            if mouth is not None:
+                terms.append(LossTerm(f"mouth{sfx}", self.cfg.mouth, masked_l1(fake, real, mouth)))
         return terms, outputs
+
 
 
 class DiscriminatorPhase(nn.Module):
