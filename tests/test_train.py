@@ -60,7 +60,9 @@ def _weights(trainer):
 
 def test_resume_gives_identical_weights(tmp_path):
     # with per-network learning rates: the optimizer's parameter groups must load back as saved
-    overrides = ["steps=6", "checkpoint_every=0", "log_every=2", "optim.lr_mult_e=0.5", "optim.lr_mult_a=0.25"]
+    # and the lr decay, which must pick up where it stopped
+    overrides = ["steps=6", "checkpoint_every=0", "log_every=2", "optim.lr_mult_fan=0.5", "optim.lr_mult_a=0.25",
+                 "optim.decay_steps=3"]  # fmt: skip
     straight = train_preset("tiny-joint", [f"out_dir={tmp_path / 'a'}", *overrides])
     a = Trainer(straight, random_batches(straight))
     a.run(progress=False)
@@ -204,17 +206,38 @@ def test_per_network_learning_rates(tmp_path):
 
     from pcavs.config import ConfigError
 
-    cfg = train_preset("tiny-joint", [f"out_dir={tmp_path}", "steps=1", "optim.lr_mult_e=0.1", "optim.lr_mult_v=0"])
+    overrides = [f"out_dir={tmp_path}", "steps=1", "optim.lr_mult_fan=0.1", "optim.lr_mult_mappings=0.5",
+                 "optim.lr_mult_v=0"]  # fmt: skip
+    cfg = train_preset("tiny-joint", overrides)
     trainer = Trainer(cfg, random_batches(cfg))
-    by_lr = {g["lr"]: g["params"] for g in trainer.optimizers["G"].param_groups}
     lr = cfg.optim.lr_g
-    assert sorted(by_lr) == pytest.approx([0.0, 0.1 * lr, lr])
     names = {id(p): n for n, p in trainer.model.named_parameters()}
-    prefixes = {k: {names[id(p)].split(".")[0] for p in v} for k, v in by_lr.items()}
-    assert prefixes[0.0] == {"V"} and prefixes[lr] == {"G", "A_sync"}
-    assert prefixes[min(k for k in by_lr if k > 0)] == {"E"}
+    groups = {g["lr"]: {names[id(p)] for p in g["params"]} for g in trainer.optimizers["G"].param_groups}
+    assert sorted(groups) == pytest.approx([0.0, 0.1 * lr, 0.5 * lr, lr])
+    by = dict(zip(sorted(groups), (groups[k] for k in sorted(groups)), strict=True))
+    low, fan, mappings, full = (by[k] for k in sorted(by))
+    assert {n.split(".")[0] for n in low} == {"V"}
+    assert all(n.startswith("E.model.") for n in fan) and "E.model.conv6.weight" in fan
+    assert all(n.startswith("E.") and not n.startswith("E.model.") for n in mappings) and mappings
+    assert {n.split(".")[0] for n in full} == {"G", "A_sync"}
     v_before = {n: p.detach().clone() for n, p in trainer.model.V.named_parameters()}
     trainer.run(progress=False)
     assert all(torch.equal(p, v_before[n]) for n, p in trainer.model.V.named_parameters())  # lr 0: frozen
     with pytest.raises(ConfigError, match="optim.lr_"):
         train_preset("tiny-joint", ["optim.lr_mult_a=-1"])
+
+
+def test_linear_lr_decay_over_the_last_steps(tmp_path):
+    import pytest
+
+    from pcavs.config import ConfigError
+
+    cfg = train_preset("tiny-joint", [f"out_dir={tmp_path}", "steps=10", "optim.decay_steps=4", "optim.lr_mult_v=0.5"])
+    trainer = Trainer(cfg, random_batches(cfg))
+    assert [trainer.lr_factor(s) for s in range(10)] == [1] * 7 + [0.75, 0.5, 0.25]
+    trainer.run(max_steps_this_run=8, progress=False)  # the 8th step (index 7) ran at 0.75
+    lrs = sorted(g["lr"] for g in trainer.optimizers["G"].param_groups)
+    assert lrs == pytest.approx([0.75 * 0.5 * cfg.optim.lr_g, 0.75 * cfg.optim.lr_g])
+    assert trainer.optimizers["D"].param_groups[0]["lr"] == pytest.approx(0.75 * cfg.optim.lr_d)
+    with pytest.raises(ConfigError, match="decay_steps must be in 0..steps"):
+        train_preset("tiny-joint", ["steps=10", "optim.decay_steps=11"])

@@ -53,11 +53,14 @@ class OptimConfig:
     beta2: float = 0.9
     amsgrad_g: bool = True
     grad_clip: float = 0.0  # 0 disables
-    # lr_g multipliers for the parameters of E (with its pose and content mappings), A_sync and V
-    # (ours; 1 as released). G keeps lr_g
-    lr_mult_e: float = 1.0
+    # lr_g multipliers (ours; 1 as released) for E's FAN (E.model), E's pose and content mappings
+    # (E.to_*, E.*_embed), A_sync and V. G keeps lr_g
+    lr_mult_fan: float = 1.0
+    lr_mult_mappings: float = 1.0
     lr_mult_a: float = 1.0
     lr_mult_v: float = 1.0
+    # the last ``decay_steps`` steps lower every lr linearly towards 0 (SPADE's niter_decay; 0: constant)
+    decay_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,10 @@ class TrainConfig:
         if self.batch_size < 2 and self.stage == "sync":
             raise ConfigError("the contrastive sync stage needs batch_size >= 2 (negatives come from the batch)")
         o = self.optim
-        if min(o.lr_g, o.lr_d, o.lr_mult_e, o.lr_mult_a, o.lr_mult_v) < 0:
+        if min(o.lr_g, o.lr_d, o.lr_mult_fan, o.lr_mult_mappings, o.lr_mult_a, o.lr_mult_v) < 0:
             raise ConfigError("learning rates and their multipliers (optim.lr_*) must be >= 0")
+        if not 0 <= o.decay_steps <= self.steps:
+            raise ConfigError(f"optim.decay_steps must be in 0..steps ({self.steps}), got {o.decay_steps}")
         return self
 
 
@@ -147,9 +152,9 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
             gan=0.0, feat=0.0, perceptual="none", sync=0.0, crossmodal=0.0, identity=0.0, sync_temperature=0.1,
             mouth=20.0,
         ),
-        # E at a tenth of G's lr: at 2e-3 every ReLU after its heatmaps (conv6) died within the first
-        # few hundred steps, the pose code went constant (std 0.000) and G ignored the pose
-        optim=OptimConfig(lr_g=2e-3, beta1=0.9, beta2=0.99, amsgrad_g=False, lr_mult_e=0.1),
+        # the FAN at a tenth of G's lr: at 2e-3 every ReLU after its heatmaps (conv6) died within the
+        # first few hundred steps, the pose code went constant (std 0.000) and G ignored the pose
+        optim=OptimConfig(lr_g=2e-3, beta1=0.9, beta2=0.99, amsgrad_g=False, lr_mult_fan=0.1),
     ),
     # unit tests
     "tiny-landmarks": _stage("landmarks", "tiny", steps=2, batch_size=4, log_every=1),

@@ -79,14 +79,14 @@ class Trainer:
         cfg, info = self.cfg, self.info
         opt = cfg.optim
         named = dict(self.model.named_parameters())
-        mult = {"E.": opt.lr_mult_e, "A_sync.": opt.lr_mult_a, "V.": opt.lr_mult_v}
+        mult = {"E.model.": opt.lr_mult_fan, "E.": opt.lr_mult_mappings, "A_sync.": opt.lr_mult_a, "V.": opt.lr_mult_v}
         groups: dict[float, list[torch.nn.Parameter]] = {}
         for n in sorted(self.trainable):
             if not n.startswith("D."):
                 m = next((v for k, v in mult.items() if n.startswith(k)), 1.0)
                 groups.setdefault(opt.lr_g * m, []).append(named[n])
         # one group per distinct lr, in a fixed order, so a saved optimizer state loads back
-        param_groups = [{"params": ps, "lr": lr} for lr, ps in sorted(groups.items(), reverse=True)]
+        param_groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in sorted(groups.items(), reverse=True)]
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             "G": torch.optim.Adam(param_groups, lr=opt.lr_g, betas=(opt.beta1, opt.beta2), amsgrad=opt.amsgrad_g)
         }
@@ -103,7 +103,9 @@ class Trainer:
             self.d_phase = wrap(DiscriminatorPhase(self.model.D, cfg.loss), info)
             d_params = [named[n] for n in sorted(self.trainable) if n.startswith("D.")]
             self.d_params = d_params  # frozen during the G step, trained in the D step
-            self.optimizers["D"] = torch.optim.Adam(d_params, lr=opt.lr_d, betas=(opt.beta1, opt.beta2))
+            self.optimizers["D"] = torch.optim.Adam(
+                [{"params": d_params, "lr": opt.lr_d, "base_lr": opt.lr_d}], lr=opt.lr_d, betas=(opt.beta1, opt.beta2)
+            )
 
     # --- one step -------------------------------------------------------------------------
     def _autocast(self):
@@ -120,8 +122,17 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
         opt.step()
 
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of every base lr at 0-based ``step``: 1, then linear towards 0 over ``decay_steps``."""
+        decay, total = self.cfg.optim.decay_steps, self.cfg.steps
+        return 1.0 if decay == 0 else min(1.0, (total - step) / decay)
+
     def step(self, batch: Batch) -> tuple[dict[str, float], dict[str, Tensor]]:
         """One optimisation step of the stage; returns the logged scalars and images."""
+        factor = self.lr_factor(self.position.step)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
         if self.cfg.stage != "joint":
             with self._autocast():
                 terms, outputs = self.phase(batch)
