@@ -32,6 +32,7 @@ from pcavs.losses.gan import d_hinge_loss, d_hinge_terms, g_hinge_loss
 from pcavs.losses.identity import identity_accuracy, identity_loss
 from pcavs.losses.landmarks import heatmap_points, landmark_heatmaps, landmark_loss
 from pcavs.losses.perceptual import PerceptualLoss, StLPIPS
+from pcavs.losses.region import masked_l1, mouth_mask
 from pcavs.losses.vgg import VGG19Features, default_vgg19_path, load_vgg19_weights
 
 __all__ = [
@@ -57,6 +58,8 @@ __all__ = [
     "crossmodal_l1_loss",
     "identity_loss",
     "identity_accuracy",
+    "masked_l1",
+    "mouth_mask",
 ]
 
 

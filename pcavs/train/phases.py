@@ -9,7 +9,8 @@ ranks). Phases never switch on a mode string: a stage simply builds the phases i
   frames (FAN -> ``to_mouth``) and the audio content, in both directions, plus the cross-modal L1.
 - :class:`IdentityPhase` (stage ``identity``): identity classification on the identity encoder.
 - :class:`GeneratorPhase` (stage ``joint``, G step): everything above plus reconstruction through
-  the generator, judged by the discriminator (hinge), its features, L1 and a perceptual loss.
+  the generator, judged by the discriminator (hinge), its features, L1, a perceptual loss and
+  (ours, off by default) L1 inside the lip box.
 - :class:`DiscriminatorPhase` (stage ``joint``, D step): hinge loss on real and generated frames.
 """
 
@@ -29,8 +30,9 @@ from pcavs.losses import (
     g_hinge_loss,
     identity_loss,
     landmark_loss,
+    masked_l1,
+    mouth_mask,
 )
-from pcavs.losses.region import masked_l1, mouth_mask
 from pcavs.model import PCAVS
 from pcavs.nn.discriminator import MultiscaleDiscriminator
 from pcavs.nn.nonidentity import FAN
