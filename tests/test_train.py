@@ -214,8 +214,7 @@ def test_per_network_learning_rates(tmp_path):
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     groups = {g["lr"]: {names[id(p)] for p in g["params"]} for g in trainer.optimizers["G"].param_groups}
     assert sorted(groups) == pytest.approx([0.0, 0.1 * lr, 0.5 * lr, lr])
-    by = dict(zip(sorted(groups), (groups[k] for k in sorted(groups)), strict=True))
-    low, fan, mappings, full = (by[k] for k in sorted(by))
+    low, fan, mappings, full = (groups[k] for k in sorted(groups))
     assert {n.split(".")[0] for n in low} == {"V"}
     assert all(n.startswith("E.model.") for n in fan) and "E.model.conv6.weight" in fan
     assert all(n.startswith("E.") and not n.startswith("E.model.") for n in mappings) and mappings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-MOUTH = slice(48, 68)  # the 20 lip points of the 68-point layout
+from pcavs.eval.landmarks import MOUTH
 
 
 def mouth_mask(landmarks: Tensor, size: int, pad: float = 0.25) -> Tensor:

@@ -26,10 +26,10 @@ from torch import Tensor, nn
 
 from pcavs.checkpoint import load_model
 from pcavs.data.dataset import DataConfig, infinite_batches
+from pcavs.eval.landmarks import MOUTH
 from pcavs.model import PCAVS
 
 Batch = dict[str, Tensor]
-MOUTH_POINTS = slice(48, 68)  # the mouth in the 68-point layout
 
 
 def _batches(root: str, batch_size: int, seed: int) -> Iterator[Batch]:
@@ -68,7 +68,7 @@ def probe(model: PCAVS, batches: Iterator[Batch], num_batches: int = 40) -> dict
         rows["landmarks"].append(b["landmarks"][:, 0].flatten(1))
     cat = {k: torch.cat(v) for k, v in rows.items()}
     out = {k: ridge_r2(cat[k], cat["landmarks"]) for k in ("feature", "pose_code")}
-    mouth = cat["landmarks"].view(len(cat["landmarks"]), -1, 2)[:, MOUTH_POINTS].flatten(1)
+    mouth = cat["landmarks"].view(len(cat["landmarks"]), -1, 2)[:, MOUTH].flatten(1)
     out["mouth_style"] = ridge_r2(cat["mouth_style"], mouth)
     out["pose_code_std"] = float(cat["pose_code"].std(0).mean())
     return out

@@ -79,6 +79,7 @@ class Trainer:
         cfg, info = self.cfg, self.info
         opt = cfg.optim
         named = dict(self.model.named_parameters())
+        # the first matching prefix wins: "E.model." (the FAN) before the rest of E (its mappings)
         mult = {"E.model.": opt.lr_mult_fan, "E.": opt.lr_mult_mappings, "A_sync.": opt.lr_mult_a, "V.": opt.lr_mult_v}
         groups: dict[float, list[torch.nn.Parameter]] = {}
         for n in sorted(self.trainable):

@@ -180,7 +180,6 @@ class GeneratorPhase(nn.Module):
         return terms, outputs
 
 
-
 class DiscriminatorPhase(nn.Module):
     def __init__(self, discriminator: MultiscaleDiscriminator, cfg: LossConfig) -> None:
         super().__init__()
