@@ -458,3 +458,38 @@ def test_masked_l1_counts_only_the_box():
     assert masked_l1(fake, real, torch.zeros(2, 1, 8, 8)).item() == 0.0  # empty boxes: no NaN
     with pytest.raises(ValueError, match="does not fit"):
         masked_l1(fake, real, top[:1])
+
+
+def test_heatmap_match_zero_for_equal_and_scaled_per_point():
+    from pcavs.losses import heatmap_match_loss
+
+    a = torch.rand(2, 68, 16, 16)
+    assert heatmap_match_loss(a, a.clone()) == 0
+    b = a + 0.5  # every pixel off by 0.5: 256 pixels x 0.25 per point
+    assert heatmap_match_loss(b, a).item() == pytest.approx(64.0)
+    with pytest.raises(ValueError, match="two equal"):
+        heatmap_match_loss(a, a[:1])
+
+
+def test_ssim_loss_is_one_minus_the_benchmark_ssim():
+    from pcavs.eval.ssim import ssim_batch
+    from pcavs.losses import ssim_loss
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
+    fake = (real + 0.3 * torch.randn(3, 3, 32, 32, generator=g)).clamp(-1, 1)
+    assert ssim_loss(real, real).item() == pytest.approx(0.0, abs=1e-6)
+
+    def to_uint8(x):  # the benchmark scores uint8 frames, channel-last
+        return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+    fake_q, real_q = (torch.from_numpy(to_uint8(x)).permute(0, 3, 1, 2).float() / 127.5 - 1 for x in (fake, real))
+    expected = 1 - ssim_batch(to_uint8(fake), to_uint8(real)).mean()
+    loss = ssim_loss(fake_q, real_q)
+    assert loss.item() == pytest.approx(float(expected), abs=1e-5)
+    assert 0.05 < loss.item() < 0.5
+    fake_q.requires_grad_(True)
+    ssim_loss(fake_q, real_q).backward()
+    assert fake_q.grad is not None and fake_q.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="larger than 11"):
+        ssim_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))

@@ -201,6 +201,25 @@ def test_mouth_term_in_joint_and_its_refusal(tmp_path):
         trainer.step(batch)
 
 
+def test_heatmap_and_ssim_terms_leave_the_fan_trunk_alone(tmp_path):
+    import pytest
+
+    from pcavs.config import ConfigError
+    from pcavs.train.phases import _fan_trunk
+
+    overrides = [f"out_dir={tmp_path}", "steps=1", "loss.heatmaps=2", "loss.ssim=3", "freeze_fan_trunk=true"]
+    cfg = train_preset("tiny-joint", overrides)
+    trainer = Trainer(cfg, random_batches(cfg))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    logs, _ = trainer.step(next(random_batches(cfg)(Position()))[2])
+    assert logs["heatmaps"] > 0 and 0 < logs["ssim"] <= 1
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    # the FAN judges the generated frame: its trunk gets no update, G does
+    assert not {n for n in changed if _fan_trunk(n)} and any(n.startswith("G.") for n in changed)
+    with pytest.raises(ConfigError, match="freeze_fan_trunk"):
+        train_preset("tiny-joint", [f"out_dir={tmp_path}", "loss.heatmaps=1"])
+
+
 def test_per_network_learning_rates(tmp_path):
     import pytest
 

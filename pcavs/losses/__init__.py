@@ -30,14 +30,16 @@ from pcavs.losses.crossmodal import crossmodal_l1_loss
 from pcavs.losses.feature_matching import feature_matching_loss
 from pcavs.losses.gan import d_hinge_loss, d_hinge_terms, g_hinge_loss
 from pcavs.losses.identity import identity_accuracy, identity_loss
-from pcavs.losses.landmarks import heatmap_points, landmark_heatmaps, landmark_loss
+from pcavs.losses.landmarks import heatmap_match_loss, heatmap_points, landmark_heatmaps, landmark_loss
 from pcavs.losses.perceptual import PerceptualLoss, StLPIPS
 from pcavs.losses.region import masked_l1, mouth_mask
+from pcavs.losses.structure import ssim_loss, ssim_map
 from pcavs.losses.vgg import VGG19Features, default_vgg19_path, load_vgg19_weights
 
 __all__ = [
     "LossTerm",
     "weighted_sum",
+    "heatmap_match_loss",
     "heatmap_points",
     "landmark_heatmaps",
     "landmark_loss",
@@ -60,6 +62,8 @@ __all__ = [
     "identity_accuracy",
     "masked_l1",
     "mouth_mask",
+    "ssim_loss",
+    "ssim_map",
 ]
 
 

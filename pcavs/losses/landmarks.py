@@ -47,3 +47,16 @@ def heatmap_points(heatmaps: Tensor, image_size: int) -> Tensor:
     idx = heatmaps.flatten(2).argmax(-1)
     xy = torch.stack([idx % w, idx // w], -1).to(heatmaps.dtype)
     return (xy + 0.5) * (image_size / h) - 0.5
+
+
+def heatmap_match_loss(fake: Tensor, real: Tensor) -> Tensor:
+    """Squared difference of two sets of heatmaps ``(N, P, h, h)``, with :func:`landmark_loss`'s scaling.
+
+    A face-alignment network's heatmaps as a perceptual space: matching the generated frame's to the
+    real frame's asks for the same face geometry (head pose, lip shape), which pixel L1 at 64 px
+    barely rewards. Zero when the two frames look the same to the network; ``real`` is not detached here.
+    """
+    if fake.shape != real.shape or fake.ndim != 4:
+        shapes = f"{tuple(fake.shape)}, {tuple(real.shape)}"
+        raise ValueError(f"heatmaps must be two equal (N, P, h, w) tensors, got {shapes}")
+    return F.mse_loss(fake, real, reduction="sum") / (fake.shape[0] * fake.shape[1])

@@ -37,6 +37,10 @@ class LossConfig:
     keep_landmarks: float = 0.0
     # L1 inside the target's lip box (joint; 0: off, as released); needs landmarks in the shards
     mouth: float = 0.0
+    # ours, 0 as released (joint): the FAN's 68 heatmaps of the generated frame matched to the real
+    # frame's (a face-alignment perceptual term: head pose and lip shape); needs freeze_fan_trunk
+    heatmaps: float = 0.0
+    ssim: float = 0.0  # ours, 0 as released (joint): 1 - SSIM of the generated and real frames
     perceptual: Literal["vgg19", "stlpips", "none"] = "vgg19"
     vgg19_weights: str = ""  # path to torchvision's vgg19-dcbb9e9d.pth; empty: the torch hub cache
     sync_similarity: Literal["cosine", "inverse_l2"] = "cosine"  # paper: cosine; released code: 1/L2
@@ -111,6 +115,9 @@ class TrainConfig:
             raise ConfigError("learning rates and their multipliers (optim.lr_*) must be >= 0")
         if not 0 <= o.decay_steps <= self.steps:
             raise ConfigError(f"optim.decay_steps must be in 0..steps ({self.steps}), got {o.decay_steps}")
+        if self.loss.heatmaps > 0 and not self.freeze_fan_trunk:
+            # the term's gradient would otherwise also teach the FAN to see landmarks in fakes
+            raise ConfigError("loss.heatmaps needs freeze_fan_trunk=true (the FAN judges, it does not learn)")
         return self
 
 

@@ -10,7 +10,8 @@ ranks). Phases never switch on a mode string: a stage simply builds the phases i
 - :class:`IdentityPhase` (stage ``identity``): identity classification on the identity encoder.
 - :class:`GeneratorPhase` (stage ``joint``, G step): everything above plus reconstruction through
   the generator, judged by the discriminator (hinge), its features, L1, a perceptual loss and
-  (ours, off by default) L1 inside the lip box.
+  (ours, off by default) L1 inside the lip box, the frozen FAN's heatmaps of the generated frame
+  matched to the real frame's, and 1 - SSIM.
 - :class:`DiscriminatorPhase` (stage ``joint``, D step): hinge loss on real and generated frames.
 """
 
@@ -28,10 +29,12 @@ from pcavs.losses import (
     d_hinge_terms,
     feature_matching_loss,
     g_hinge_loss,
+    heatmap_match_loss,
     identity_loss,
     landmark_loss,
     masked_l1,
     mouth_mask,
+    ssim_loss,
 )
 from pcavs.model import PCAVS
 from pcavs.nn.discriminator import MultiscaleDiscriminator
@@ -158,6 +161,10 @@ class GeneratorPhase(nn.Module):
         judged = self.cfg.gan != 0 or self.cfg.feat != 0
         mouth = mouth_mask(_landmarks(batch, "loss.mouth"), real.shape[-1]) if self.cfg.mouth > 0 else None
         pred_real = discriminator(real) if judged else None
+        heat_real = None
+        if self.cfg.heatmaps > 0:
+            with torch.no_grad():
+                heat_real = self.E.model.heatmaps(real)
         outputs: dict[str, Tensor] = {}
         for source in self.generate_from:
             content = audio if source == "audio" else visual
@@ -177,6 +184,11 @@ class GeneratorPhase(nn.Module):
             ]
             if mouth is not None:
                 terms.append(LossTerm(f"mouth{sfx}", self.cfg.mouth, masked_l1(fake, real, mouth)))
+            if heat_real is not None:
+                heat = heatmap_match_loss(self.E.model.heatmaps(fake), heat_real)
+                terms.append(LossTerm(f"heatmaps{sfx}", self.cfg.heatmaps, heat))
+            if self.cfg.ssim > 0:
+                terms.append(LossTerm(f"ssim{sfx}", self.cfg.ssim, ssim_loss(fake, real)))
         return terms, outputs
 
 
