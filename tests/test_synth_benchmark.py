@@ -16,13 +16,16 @@ from pcavs.model import PCAVS
 from pcavs.synth.benchmark import (
     TEST_SEED_BASE,
     Estimator,
+    gaussian_blur,
     generate_case,
     make_triples,
     mouth_region_error,
     render_case,
     score,
+    shuffled_target,
+    speech_order,
 )
-from pcavs.synth.speech import have_espeak
+from pcavs.synth.speech import have_espeak, mouth_track
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed (apt-get install espeak-ng)")
 
@@ -43,6 +46,17 @@ def test_mouth_region_error_counts_only_the_box():
     gen[:, :8] = 40  # the top half is wrong
     boxes = np.array([[4, 10, 12, 14], [0, 0, 4, 4]])  # frame 0: bottom (right), frame 1: top (wrong)
     assert mouth_region_error(gen, target, boxes) == pytest.approx(20.0)
+
+
+def test_gaussian_blur_keeps_flat_images_and_spreads_a_point():
+    flat = np.full((1, 9, 9, 3), 77, np.uint8)
+    assert np.array_equal(gaussian_blur(flat, 1.0), flat)
+    point = np.zeros((1, 9, 9, 3), np.uint8)
+    point[0, 4, 4] = 255
+    out = gaussian_blur(point, 1.0).astype(int)
+    assert 38 <= out[0, 4, 4, 0] <= 43  # 255 / (2 pi sigma^2) for a unit Gaussian
+    assert out[0, 4, 5, 0] == out[0, 5, 4, 0] == out[0, 3, 4, 0] and 0 < out[0, 4, 6, 0] < out[0, 4, 5, 0]
+    assert abs(out.sum() - 255 * 3) < 60  # mass kept, up to rounding
 
 
 @pytest.fixture(scope="module")
@@ -90,5 +104,25 @@ def test_script_writes_the_table_floor_and_checks(tmp_path: Path):
     r = json.loads(report.read_text())
     assert set(r["table"]) == {"model", "copy", "shuffled_audio", "still_pose"}
     assert set(r["estimator_floor"]) == {"pose_err", "mouth_open_err"}
+    refs = r["references"]
+    assert set(refs) == {"exact target", "target shuffled", "target blur 1px", "shuffled blur 1px"}
+    assert refs["exact target"]["mouth_l1"] == 0.0 and refs["exact target"]["ssim"] == pytest.approx(1.0)
+    assert refs["target shuffled"]["mouth_l1"] > 0 and refs["target blur 1px"]["mouth_l1"] > 0
+    assert r["estimator_floor"]["pose_err"] == refs["exact target"]["pose_err"]
+    assert set(r["table"]["model"]) >= {"yaw_err", "pitch_err", "roll_err"}
     assert set(r["checks"]) == {"ssim_gain_over_copy", "mouth_l1_ratio_true_vs_shuffled", "pose_err_ratio_vs_still"}
     assert r["checks"]["ssim_gain_over_copy"] == pytest.approx(r["table"]["model"]["ssim"] - r["table"]["copy"]["ssim"])
+
+
+@needs_espeak
+def test_shuffled_target_moves_only_the_mouth_in_the_baselines_order(case):
+    triple, n = make_triples(1)[0], len(case.target)
+    seed = next(s for s in range(100) if (speech_order(n, s) == np.arange(n)).any())  # a frame stays put
+    shuffled = shuffled_target(triple, case, seed=seed)
+    assert shuffled.shape == case.target.shape
+    mt = mouth_track(np.asarray(case.audio, np.float32), n, blink_seed=triple.pose)
+    order = speech_order(n, seed)
+    same = (mt.open[order] == mt.open) & (mt.width[order] == mt.width)
+    assert same.any() and not same.all()
+    for i in range(n):  # same mouth (and the same pose and blink): the same frame, else a different one
+        assert np.array_equal(shuffled[i], case.target[i]) == bool(same[i])

@@ -27,7 +27,7 @@ from pcavs.media import images_to_tensor, tensor_to_images
 from .face_model import FaceIdentity, sample_background, sample_identity
 from .pose import LIMITS, sample_pose
 from .render import Renderer, render
-from .speech import speech_clip
+from .speech import MouthTrack, mouth_track, speech_clip
 
 TEST_SEED_BASE = 7_000_000
 ESTIMATOR_SEED_BASE = 8_000_000
@@ -102,6 +102,35 @@ def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
     )  # fmt: skip
 
 
+def speech_order(num_frames: int, seed: int) -> np.ndarray:
+    """The frame order of the shuffled-speech baseline (shared with :func:`shuffled_target`)."""
+    return np.random.default_rng(seed).permutation(num_frames)
+
+
+def shuffled_target(t: Triple, case: Case, seed: int = 0) -> np.ndarray:
+    """The exact target with C's mouth shapes in the shuffled-speech baseline's order (blinks kept).
+
+    A perfect model given the shuffled speech draws this, so its mouth-region error is the most
+    that shuffling can cost: the scale against which the true-speech error is a ratio.
+    """
+    n = len(case.target)
+    mt = mouth_track(np.asarray(case.audio, np.float32), n, blink_seed=t.pose)
+    order = speech_order(n, seed)
+    shuffled = MouthTrack(mt.open[order], mt.width[order], mt.blink)
+    out = render(person(t.identity), sample_pose(t.pose, n), shuffled, RENDER_SIZE)
+    return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
+
+
+def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """uint8 frames (T, H, W, 3) blurred by a Gaussian of ``sigma`` pixels (edges replicated)."""
+    r = max(1, int(3 * sigma + 0.5))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
+    k = (k / k.sum()).repeat(3, 1, 1, 1)
+    x = F.pad(torch.from_numpy(frames).float().permute(0, 3, 1, 2), (r, r, r, r), mode="replicate")
+    x = F.conv2d(F.conv2d(x, k.view(3, 1, 1, -1), groups=3), k.view(3, 1, -1, 1), groups=3)
+    return x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 # --- generation ----------------------------------------------------------------------------
 @torch.no_grad()
 def generate_case(model, case: Case, variant: str = "model", batch: int = 16, seed: int = 0) -> np.ndarray:
@@ -115,9 +144,7 @@ def generate_case(model, case: Case, variant: str = "model", batch: int = 16, se
         return np.repeat(case.identity[None], t, 0)
     ident = model.encode_identity(images_to_tensor(case.identity[None]))
     mel = melspectrogram(case.audio)
-    order = np.arange(t)
-    if variant == "shuffled_audio":
-        order = np.random.default_rng(seed).permutation(t)
+    order = speech_order(t, seed) if variant == "shuffled_audio" else np.arange(t)
     still = model.encode_pose(images_to_tensor(case.identity[None])) if variant == "still_pose" else None
     g = torch.Generator().manual_seed(seed)
     out = []
@@ -216,16 +243,18 @@ def mouth_region_error(gen: np.ndarray, target: np.ndarray, boxes: np.ndarray) -
 def score(gen: np.ndarray, case: Case, estimator: Estimator) -> dict[str, float]:
     pred = estimator.predict(gen)
     psnr = psnr_batch(gen, case.target)
+    axes = np.abs(pred[:, :3] - case.pose).mean(0)
     return {
         "ssim": float(np.mean(ssim_batch(gen, case.target))),
         "psnr": float(np.mean(np.minimum(psnr, 100.0))),
         "mouth_l1": mouth_region_error(gen, case.target, case.mouth_boxes),
         "pose_err": float(np.abs(pred[:, :3] - case.pose).mean()),
         "mouth_open_err": float(np.abs(pred[:, 3] - case.mouth_open).mean()),
+        **{f"{k}_err": float(e) for k, e in zip(POSE_KEYS, axes, strict=True)},
     }
 
 
 __all__ = [
-    "Case", "Estimator", "Triple", "estimator_samples", "generate_case", "make_triples", "mouth_region_error",
-    "render_case", "score", "train_estimator",
+    "Case", "Estimator", "Triple", "estimator_samples", "gaussian_blur", "generate_case", "make_triples",
+    "mouth_region_error", "render_case", "score", "shuffled_target", "speech_order", "train_estimator",
 ]  # fmt: skip
