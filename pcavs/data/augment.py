@@ -215,7 +215,7 @@ def warp_trapezoid_crop(
 # --------------------------------------------------------------------------- filtering
 
 
-def _gaussian_blur(frames: Tensor, sigma: Tensor) -> Tensor:
+def gaussian_blur(frames: Tensor, sigma: Tensor) -> Tensor:
     """Separable Gaussian blur with a per-sample ``sigma`` (pixels), reflect padding."""
     b, c, h, w = frames.shape
     radius = max(1, math.ceil(3.0 * float(sigma.max())))
@@ -259,7 +259,7 @@ def apply_augment(frames: Tensor, params: AugmentParams, cfg: AugmentConfig) -> 
     blur = (params.blur_sigma > 0).to(dev)
     if bool(blur.any()):
         idx = blur.nonzero().squeeze(1)
-        out = out.index_copy(0, idx, _gaussian_blur(out[idx], params.blur_sigma.to(dev)[idx]))
+        out = out.index_copy(0, idx, gaussian_blur(out[idx], params.blur_sigma.to(dev)[idx]))
 
     sharp = (params.sharpen > 0).to(dev)
     if bool(sharp.any()):
@@ -268,7 +268,7 @@ def apply_augment(frames: Tensor, params: AugmentParams, cfg: AugmentConfig) -> 
         sigma = torch.full((idx.shape[0],), cfg.sharpen_sigma, device=dev)
         amount = params.sharpen.to(dev)[idx].to(out.dtype)[:, None, None, None]
         # Unsharp mask: add back the high frequencies; clamp to stay in [-1, 1].
-        x = (x + amount * (x - _gaussian_blur(x, sigma))).clamp(-1.0, 1.0)
+        x = (x + amount * (x - gaussian_blur(x, sigma))).clamp(-1.0, 1.0)
         out = out.index_copy(0, idx, x)
     return out
 

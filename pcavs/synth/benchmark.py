@@ -20,13 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcavs.audio import mel_windows, melspectrogram
+from pcavs.data.augment import gaussian_blur as _blur_tensor
 from pcavs.eval.ssim import psnr_batch, ssim_batch
 from pcavs.face.align import align_face
 from pcavs.media import images_to_tensor, tensor_to_images
 
 from .face_model import FaceIdentity, sample_background, sample_identity
 from .pose import LIMITS, sample_pose
-from .render import Renderer, render
+from .render import Rendered, Renderer, render
 from .speech import MouthTrack, mouth_track, speech_clip
 
 TEST_SEED_BASE = 7_000_000
@@ -75,6 +76,11 @@ def _align(frames: np.ndarray, gts: list[dict], size: int) -> tuple[np.ndarray, 
     return np.stack(crops), mats
 
 
+def _render_target(t: Triple, n: int, drive: MouthTrack | np.ndarray) -> Rendered:
+    """A's face with B's motion and blinks, the mouth from ``drive`` (C's speech or a mouth track)."""
+    return render(person(t.identity), sample_pose(t.pose, n), drive, RENDER_SIZE, blink_seed=t.pose)
+
+
 def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
     audio_c, _ = speech_clip(t.speech, seconds)
     audio_b, _ = speech_clip(t.pose + 17, seconds)
@@ -84,7 +90,7 @@ def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
     still = sample_pose(t.identity, 1)  # A's photo: some pose of A's own, mouth closed
     photo = render(a, still, np.zeros(16000), RENDER_SIZE)
     source = render(b, pose_b, audio_b, RENDER_SIZE, blink_seed=t.pose)
-    target = render(a, pose_b, audio_c, RENDER_SIZE, blink_seed=t.pose)
+    target = _render_target(t, n, audio_c)
     ident, _ = _align(photo.frames, photo.ground_truth, size)
     pose_crops, _ = _align(source.frames, source.ground_truth, size)
     target_crops, mats = _align(target.frames, target.ground_truth, size)
@@ -117,17 +123,14 @@ def shuffled_target(t: Triple, case: Case, seed: int = 0) -> np.ndarray:
     mt = mouth_track(np.asarray(case.audio, np.float32), n, blink_seed=t.pose)
     order = speech_order(n, seed)
     shuffled = MouthTrack(mt.open[order], mt.width[order], mt.blink)
-    out = render(person(t.identity), sample_pose(t.pose, n), shuffled, RENDER_SIZE)
+    out = _render_target(t, n, shuffled)
     return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
 
 
 def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
-    """uint8 frames (T, H, W, 3) blurred by a Gaussian of ``sigma`` pixels (edges replicated)."""
-    r = max(1, int(3 * sigma + 0.5))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
-    k = (k / k.sum()).repeat(3, 1, 1, 1)
-    x = F.pad(torch.from_numpy(frames).float().permute(0, 3, 1, 2), (r, r, r, r), mode="replicate")
-    x = F.conv2d(F.conv2d(x, k.view(3, 1, 1, -1), groups=3), k.view(3, 1, -1, 1), groups=3)
+    """uint8 frames (T, H, W, 3) blurred by a Gaussian of ``sigma`` pixels (the augmentation's filter)."""
+    x = torch.from_numpy(frames).float().permute(0, 3, 1, 2)
+    x = _blur_tensor(x, torch.full((len(frames),), float(sigma)))
     return x.permute(0, 2, 3, 1).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -243,12 +246,12 @@ def mouth_region_error(gen: np.ndarray, target: np.ndarray, boxes: np.ndarray) -
 def score(gen: np.ndarray, case: Case, estimator: Estimator) -> dict[str, float]:
     pred = estimator.predict(gen)
     psnr = psnr_batch(gen, case.target)
-    axes = np.abs(pred[:, :3] - case.pose).mean(0)
+    axes = np.abs(pred[:, :3] - case.pose).mean(0)  # yaw, pitch, roll
     return {
         "ssim": float(np.mean(ssim_batch(gen, case.target))),
         "psnr": float(np.mean(np.minimum(psnr, 100.0))),
         "mouth_l1": mouth_region_error(gen, case.target, case.mouth_boxes),
-        "pose_err": float(np.abs(pred[:, :3] - case.pose).mean()),
+        "pose_err": float(axes.mean()),
         "mouth_open_err": float(np.abs(pred[:, 3] - case.mouth_open).mean()),
         **{f"{k}_err": float(e) for k, e in zip(POSE_KEYS, axes, strict=True)},
     }
