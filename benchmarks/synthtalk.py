@@ -11,8 +11,10 @@ our model with the speech shuffled in time, and our model with the photo's own (
 
 Reference rows, rendered exactly: the ``exact target`` (its pose and mouth-opening errors are the
 estimators' own: the floor of those columns), the target with the speech shuffled as the baseline
-shuffles it (the most a perfect model loses to shuffling), and both blurred by a 1 px Gaussian
-(what sharpness alone costs: at 64 px it puts a perfect answer's mouth ratio above 0.5).
+shuffles it (the most a perfect model loses to shuffling), both blurred by a 0.5 and a 1 px Gaussian
+(what sharpness alone costs: at 64 px it puts a perfect answer's mouth ratio above 0.5), and the target
+with B's roll replaced by the photo's (aligned crops level the eyes, so roll is invisible to a pose
+code computed from landmarks; that row's pose ratio is the floor for such a model).
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ from pcavs.synth.benchmark import (
     generate_case,
     make_triples,
     render_case,
+    roll_blind_target,
     score,
     shuffled_target,
     train_estimator,
 )
 
 VARIANTS = ("model", "copy", "shuffled_audio", "still_pose")
-REFERENCES = ("exact target", "target shuffled", "target blur 1px", "shuffled blur 1px")
+BLURS = (0.5, 1.0)  # px
+REFERENCES = ("exact target", "target shuffled", *(f"{n} blur {b:g}px" for b in BLURS for n in ("target", "shuffled")),
+              "target photo roll")  # fmt: skip
 METRICS = ("ssim", "psnr", "mouth_l1", "pose_err", "mouth_open_err")
 AXES = ("yaw_err", "pitch_err", "roll_err")
 
@@ -63,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--estimator", type=Path, default=Path("benchmarks/estimators/synthtalk-{size}.pt"))
+    ap.add_argument("--mouth-weight", type=float, default=None,
+                    help="scale of the speech content (default: the model config's mouth_weight)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--save-grid", type=Path, default=None, help="PNG: photo | pose source | ours | target")
     args = ap.parse_args(argv)
@@ -76,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     for i, triple in enumerate(make_triples(args.triples, args.seed)):
         case = render_case(triple, size, args.seconds)
         shuffled = shuffled_target(triple, case, seed=args.seed + i)  # the baseline's order
-        for name, frames in zip(REFERENCES, (case.target, shuffled, gaussian_blur(case.target, 1.0),
-                                             gaussian_blur(shuffled, 1.0)), strict=True):  # fmt: skip
+        blurred = [gaussian_blur(f, b) for b in BLURS for f in (case.target, shuffled)]
+        refs = (case.target, shuffled, *blurred, roll_blind_target(triple, case))
+        for name, frames in zip(REFERENCES, refs, strict=True):
             per_variant[name].append(score(frames, case, estimator))
         for v in VARIANTS:
-            gen = generate_case(model, case, v, seed=args.seed + i)
+            gen = generate_case(model, case, v, seed=args.seed + i, mouth_weight=args.mouth_weight)
             per_variant[v].append(score(gen, case, estimator))
             if v == "model" and args.save_grid and len(grid_rows) < 6:
                 k = len(case.target) // 2
@@ -93,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     references = {v: rows[v] for v in REFERENCES}
     # the estimators' own error on the exact targets: no output can score below it in those columns
     floors = {m: references["exact target"][m] for m in ("pose_err", "mouth_open_err")}
+    weight = model.cfg.mouth_weight if args.mouth_weight is None else args.mouth_weight
     print(f"\nSynthTalk cross-reenactment, {args.triples} triples of unseen people, {size}x{size}, "
-          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+          f"mouth weight {weight:g}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
     print(f"{'':18}" + "".join(f"{m:>15}" for m in keys))
     for v in VARIANTS + REFERENCES:
         if v == REFERENCES[0]:
@@ -112,11 +121,19 @@ def main(argv: list[str] | None = None) -> int:
         op, bound = targets[k]
         ok = v >= bound if op == ">=" else v <= bound
         print(f"{k:34} {v:8.3f}  target {op} {bound:.3f}  {'met' if ok else 'NOT met'}")
-    blurred_ratio = references["target blur 1px"]["mouth_l1"] / references["shuffled blur 1px"]["mouth_l1"]
-    print(f"{'  the exact target blurred 1 px:':34} {blurred_ratio:8.3f}  (mouth_l1 ratio vs its shuffled twin)")
+    # what the exact target itself scores on the two ratio checks, when blurred or roll-blind
+    mouth = {name: r["mouth_l1"] for name, r in references.items()}
+    blurred_ratios = {b: mouth[f"target blur {b:g}px"] / mouth[f"shuffled blur {b:g}px"] for b in BLURS}
+    for b, r in blurred_ratios.items():
+        print(f"{f'  the exact target blurred {b:g} px:':34} {r:8.3f}  (mouth_l1 ratio vs its shuffled twin)")
+    roll_blind_ratio = references["target photo roll"]["pose_err"] / table["still_pose"]["pose_err"]
+    print(f"{'  the exact target, photo roll:':34} {roll_blind_ratio:8.3f}  (pose_err ratio vs still pose: the "
+          f"floor for a pose code from landmarks)")  # fmt: skip
     if args.json:
-        report = {"table": table, "references": references, "estimator_floor": floors, "checks": checks,
-                  "exact_target_blurred_mouth_l1_ratio": blurred_ratio, "per_triple": per_variant}
+        report = {"mouth_weight": weight, "table": table, "references": references, "estimator_floor": floors,
+                  "checks": checks,
+                  "exact_target_blurred_mouth_l1_ratio": {f"{b:g}px": r for b, r in blurred_ratios.items()},
+                  "roll_blind_pose_err_ratio": roll_blind_ratio, "per_triple": per_variant}
         args.json.write_text(json.dumps(report, indent=2))
     if args.save_grid and grid_rows:
         from PIL import Image

@@ -12,15 +12,20 @@ import torch
 
 from pcavs.checkpoint import save_weights
 from pcavs.config import preset
+from pcavs.face.align import transform_points
 from pcavs.model import PCAVS
 from pcavs.synth.benchmark import (
     TEST_SEED_BASE,
     Estimator,
+    _align,
+    _render_target,
     gaussian_blur,
     generate_case,
     make_triples,
     mouth_region_error,
+    photo_pose,
     render_case,
+    roll_blind_target,
     score,
     shuffled_target,
     speech_order,
@@ -105,9 +110,14 @@ def test_script_writes_the_table_floor_and_checks(tmp_path: Path):
     assert set(r["table"]) == {"model", "copy", "shuffled_audio", "still_pose"}
     assert set(r["estimator_floor"]) == {"pose_err", "mouth_open_err"}
     refs = r["references"]
-    assert set(refs) == {"exact target", "target shuffled", "target blur 1px", "shuffled blur 1px"}
+    assert set(refs) == {"exact target", "target shuffled", "target blur 0.5px", "shuffled blur 0.5px",
+                         "target blur 1px", "shuffled blur 1px", "target photo roll"}
     assert refs["exact target"]["mouth_l1"] == 0.0 and refs["exact target"]["ssim"] == pytest.approx(1.0)
-    assert refs["target shuffled"]["mouth_l1"] > 0 and refs["target blur 1px"]["mouth_l1"] > 0
+    assert refs["target shuffled"]["mouth_l1"] > 0
+    assert 0 < refs["target blur 0.5px"]["mouth_l1"] < refs["target blur 1px"]["mouth_l1"]  # more blur, more error
+    assert set(r["exact_target_blurred_mouth_l1_ratio"]) == {"0.5px", "1px"}
+    assert r["roll_blind_pose_err_ratio"] == pytest.approx(
+        refs["target photo roll"]["pose_err"] / r["table"]["still_pose"]["pose_err"])
     assert r["estimator_floor"]["pose_err"] == refs["exact target"]["pose_err"]
     assert set(r["table"]["model"]) >= {"yaw_err", "pitch_err", "roll_err"}
     assert set(r["checks"]) == {"ssim_gain_over_copy", "mouth_l1_ratio_true_vs_shuffled", "pose_err_ratio_vs_still"}
@@ -126,3 +136,25 @@ def test_shuffled_target_moves_only_the_mouth_in_the_baselines_order(case):
     assert same.any() and not same.all()
     for i in range(n):  # same mouth (and the same pose and blink): the same frame, else a different one
         assert np.array_equal(shuffled[i], case.target[i]) == bool(same[i])
+
+
+@needs_espeak
+def test_roll_blind_target_changes_the_context_not_the_aligned_landmarks(case):
+    triple, n = make_triples(1)[0], len(case.target)
+    blind = roll_blind_target(triple, case)
+    assert blind.shape == case.target.shape
+    assert np.abs(blind.astype(float) - case.target).mean() > 0.5  # the context turned
+    # why a landmark-based pose code cannot carry roll: aligned, the landmarks barely move (64 px crops)
+    roll = float(photo_pose(triple).roll[0])
+    truth, blind_r = _render_target(triple, n, case.audio), _render_target(triple, n, case.audio, roll=roll)
+    assert {g["roll"] for g in blind_r.ground_truth} == {roll} and len({g["roll"] for g in truth.ground_truth}) == n
+    _, mt = _align(truth.frames, truth.ground_truth, 64)
+    _, mb = _align(blind_r.frames, blind_r.ground_truth, 64)
+    def aligned(m: np.ndarray, gt: dict) -> np.ndarray:
+        return transform_points(m, np.asarray(gt["landmarks"]))
+
+    moved = [np.abs(aligned(mt[i], truth.ground_truth[i]) - aligned(mb[i], blind_r.ground_truth[i])).max()
+             for i in range(n)]
+    turned = [abs(g["roll"] - roll) for g in truth.ground_truth]
+    assert max(turned) > 5  # degrees of roll apart ...
+    assert max(moved) < 0.3  # ... and the aligned landmarks within 0.3 px of each other

@@ -26,7 +26,7 @@ from pcavs.face.align import align_face
 from pcavs.media import images_to_tensor, tensor_to_images
 
 from .face_model import FaceIdentity, sample_background, sample_identity
-from .pose import LIMITS, sample_pose
+from .pose import LIMITS, PoseTrack, sample_pose
 from .render import Rendered, Renderer, render
 from .speech import MouthTrack, mouth_track, speech_clip
 
@@ -76,9 +76,18 @@ def _align(frames: np.ndarray, gts: list[dict], size: int) -> tuple[np.ndarray, 
     return np.stack(crops), mats
 
 
-def _render_target(t: Triple, n: int, drive: MouthTrack | np.ndarray) -> Rendered:
-    """A's face with B's motion and blinks, the mouth from ``drive`` (C's speech or a mouth track)."""
-    return render(person(t.identity), sample_pose(t.pose, n), drive, RENDER_SIZE, blink_seed=t.pose)
+def photo_pose(t: Triple) -> PoseTrack:
+    """A's photo: one pose of A's own (the still-pose baseline's head)."""
+    return sample_pose(t.identity, 1)
+
+
+def _render_target(t: Triple, n: int, drive: MouthTrack | np.ndarray, roll: float | None = None) -> Rendered:
+    """A's face with B's motion and blinks, the mouth from ``drive`` (C's speech or a mouth track);
+    ``roll`` replaces B's roll track by a constant."""
+    track = sample_pose(t.pose, n)
+    if roll is not None:
+        track = dataclasses.replace(track, roll=np.full(n, roll))
+    return render(person(t.identity), track, drive, RENDER_SIZE, blink_seed=t.pose)
 
 
 def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
@@ -87,8 +96,7 @@ def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
     n = int(round(seconds * 25))
     pose_b = sample_pose(t.pose, n)
     a, b = person(t.identity), person(t.pose)
-    still = sample_pose(t.identity, 1)  # A's photo: some pose of A's own, mouth closed
-    photo = render(a, still, np.zeros(16000), RENDER_SIZE)
+    photo = render(a, photo_pose(t), np.zeros(16000), RENDER_SIZE)  # mouth closed
     source = render(b, pose_b, audio_b, RENDER_SIZE, blink_seed=t.pose)
     target = _render_target(t, n, audio_c)
     ident, _ = _align(photo.frames, photo.ground_truth, size)
@@ -127,6 +135,19 @@ def shuffled_target(t: Triple, case: Case, seed: int = 0) -> np.ndarray:
     return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
 
 
+def roll_blind_target(t: Triple, case: Case) -> np.ndarray:
+    """The exact target with B's roll replaced by the photo's: the best a roll-blind model can draw.
+
+    The official alignment levels the eyes of every frame, so in aligned crops a head's roll shows
+    only in its context (background, neck and shading turned the other way), never in the 68
+    landmarks the pose code is computed from. A model whose pose code sees only landmarks (the
+    released E_n) keeps the photo's context, i.e. the photo's roll; this row's pose error is the
+    floor for such models.
+    """
+    out = _render_target(t, len(case.target), case.audio, roll=float(photo_pose(t).roll[0]))
+    return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
+
+
 def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
     """uint8 frames (T, H, W, 3) blurred by a Gaussian of ``sigma`` pixels (the augmentation's filter)."""
     x = torch.from_numpy(frames).float().permute(0, 3, 1, 2)
@@ -136,11 +157,13 @@ def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
 
 # --- generation ----------------------------------------------------------------------------
 @torch.no_grad()
-def generate_case(model, case: Case, variant: str = "model", batch: int = 16, seed: int = 0) -> np.ndarray:
+def generate_case(model, case: Case, variant: str = "model", batch: int = 16, seed: int = 0,
+                  mouth_weight: float | None = None) -> np.ndarray:
     """The model's output for a case; ``variant`` picks a baseline instead.
 
     ``copy``: the identity photo unchanged; ``shuffled_audio``: the model with C's speech windows
     permuted in time; ``still_pose``: the model with the photo's own pose code for every frame.
+    ``mouth_weight`` scales the speech content (None: the model config's, 1.2 as released).
     """
     t = len(case.target)
     if variant == "copy":
@@ -154,7 +177,7 @@ def generate_case(model, case: Case, variant: str = "model", batch: int = 16, se
     for s in range(0, t, batch):
         idx = list(range(s, min(s + batch, t)))
         windows = mel_windows(mel, [int(order[i]) for i in idx])
-        mouth = model.mouth_style(model.encode_audio(windows))
+        mouth = model.mouth_style(model.encode_audio(windows), mouth_weight)
         if still is not None:
             pose = still.expand(len(idx), -1)
         else:
@@ -259,5 +282,6 @@ def score(gen: np.ndarray, case: Case, estimator: Estimator) -> dict[str, float]
 
 __all__ = [
     "Case", "Estimator", "Triple", "estimator_samples", "gaussian_blur", "generate_case", "make_triples",
-    "mouth_region_error", "render_case", "score", "shuffled_target", "speech_order", "train_estimator",
+    "mouth_region_error", "photo_pose", "render_case", "roll_blind_target", "score", "shuffled_target",
+    "speech_order", "train_estimator",
 ]  # fmt: skip
