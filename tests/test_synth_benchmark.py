@@ -150,6 +150,7 @@ def test_roll_blind_target_changes_the_context_not_the_aligned_landmarks(case):
     assert {g["roll"] for g in blind_r.ground_truth} == {roll} and len({g["roll"] for g in truth.ground_truth}) == n
     _, mt = _align(truth.frames, truth.ground_truth, 64)
     _, mb = _align(blind_r.frames, blind_r.ground_truth, 64)
+
     def aligned(m: np.ndarray, gt: dict) -> np.ndarray:
         return transform_points(m, np.asarray(gt["landmarks"]))
 

@@ -116,6 +116,12 @@ def render_case(t: Triple, size: int, seconds: float = 3.0) -> Case:
     )  # fmt: skip
 
 
+def _aligned_target(t: Triple, case: Case, drive: MouthTrack | np.ndarray, roll: float | None = None) -> np.ndarray:
+    """A variant of ``case``'s target (see :func:`_render_target`), aligned as the case is."""
+    out = _render_target(t, len(case.target), drive, roll)
+    return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
+
+
 def speech_order(num_frames: int, seed: int) -> np.ndarray:
     """The frame order of the shuffled-speech baseline (shared with :func:`shuffled_target`)."""
     return np.random.default_rng(seed).permutation(num_frames)
@@ -130,9 +136,7 @@ def shuffled_target(t: Triple, case: Case, seed: int = 0) -> np.ndarray:
     n = len(case.target)
     mt = mouth_track(np.asarray(case.audio, np.float32), n, blink_seed=t.pose)
     order = speech_order(n, seed)
-    shuffled = MouthTrack(mt.open[order], mt.width[order], mt.blink)
-    out = _render_target(t, n, shuffled)
-    return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
+    return _aligned_target(t, case, MouthTrack(mt.open[order], mt.width[order], mt.blink))
 
 
 def roll_blind_target(t: Triple, case: Case) -> np.ndarray:
@@ -144,8 +148,7 @@ def roll_blind_target(t: Triple, case: Case) -> np.ndarray:
     released E_n) keeps the photo's context, i.e. the photo's roll; this row's pose error is the
     floor for such models.
     """
-    out = _render_target(t, len(case.target), case.audio, roll=float(photo_pose(t).roll[0]))
-    return _align(out.frames, out.ground_truth, case.target.shape[1])[0]
+    return _aligned_target(t, case, case.audio, roll=float(photo_pose(t).roll[0]))
 
 
 def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
