@@ -123,7 +123,8 @@ def test_preprocess_outputs(vox_src: Path, vox_dst: Path) -> None:
 
     meta = json.loads((vox_dst / "dataset.json").read_text())
     assert meta["layout"] == "vox2" and meta["label_kind"] == "identity" and meta["size"] == 64
-    assert meta["crop"] == "pcavs-official-align-v1" and meta["fps"] == 25 and meta["sample_rate"] == 16000
+    assert meta["crop"] == "pcavs-official-clip-v2" and meta["version"] == 2
+    assert meta["fps"] == 25 and meta["sample_rate"] == 16000
     assert meta["labels"] == ["id00001", "id00002"]  # id00003 only had a face-less clip
     counts = meta["counts"]
     assert counts["clips"] == 3 and counts["discovered"] == 5
@@ -344,3 +345,14 @@ def test_preprocess_synthtalk_with_exact_landmarks(tmp_path: Path) -> None:
     # exact landmarks: the mouth centre lands on the official target in every crop (x 112/224, y 140/224)
     mouth = sample["landmarks.npy"].astype(np.float64)[:, 60:68].mean(1)
     assert np.abs(mouth - [16.0, 20.0]).max() < 1.0
+
+
+def test_shards_of_another_crop_are_refused(synth: Path, tmp_path: Path) -> None:
+    """Shards cropped the v1 way (every frame levelled) would train a model that never sees roll."""
+    copy = tmp_path / "old"
+    shutil.copytree(synth, copy)
+    meta = json.loads((copy / "dataset.json").read_text())
+    meta.update(crop="pcavs-official-align-v1", version=1)
+    (copy / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(ShardError, match=r"'pcavs-official-align-v1'.*rerun `pcavs preprocess"):
+        ClipDataset(DataConfig(str(copy)))

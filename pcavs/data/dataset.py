@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pcavs.audio import mel_windows
 from pcavs.config import ConfigError
 from pcavs.data.augment import AugmentConfig, augment_nonidentity
+from pcavs.data.preprocess import CROP_NAME, FORMAT_VERSION
 from pcavs.data.shards import NpyMember, ShardError, open_url, read_member, read_npy_header, read_npy_rows, scan_shard
 from pcavs.media import images_to_tensor
 
@@ -141,10 +142,22 @@ def _shard_clips(root: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
     return clips
 
 
+def check_format(meta: dict[str, Any], root: str) -> None:
+    """Refuse shards made with another crop or format: a model trained on them would not match inference."""
+    version, crop = meta.get("version"), meta.get("crop")
+    if version != FORMAT_VERSION or crop != CROP_NAME:
+        raise ShardError(
+            f"{root}: made with crop {crop!r} (format version {version}); this pcavs reads {CROP_NAME!r} "
+            f"(version {FORMAT_VERSION}), the crop inference uses; rerun `pcavs preprocess SRC {root}` "
+            "into an empty folder"
+        )
+
+
 def load_index(root: str | os.PathLike[str], split: str | None = None) -> tuple[dict[str, Any], list[ClipInfo]]:
     """``(dataset.json, clips in dataset order)``; the clip index used in samples is the list position."""
     root_s = os.fspath(root)
     meta = _read_json(_join(root_s, "dataset.json"))
+    check_format(meta, root_s)
     labels = {name: i for i, name in enumerate(meta["labels"])}
     clips = []
     for entry in meta["shards"]:

@@ -1,8 +1,10 @@
 """``pcavs preprocess SRC DST``: talking-face videos -> aligned crops + mel features in WebDataset shards.
 
-Per clip: frames are streamed at 25 fps, the face is tracked with smoothed landmarks (short gaps
-interpolated), every frame is warped with the official alignment (the same crop inference uses) to
-``size`` x ``size``, and the official mel-spectrogram is computed from the 16 kHz audio. Video and
+Per clip: frames are streamed at 25 fps, the face is tracked (short gaps interpolated, cuts found), and
+every frame is warped with the official clip crop (:mod:`pcavs.face.clip`, the same crop inference uses
+for pose videos: one similarity per shot, the mouth pinned, so roll and zoom stay visible) to
+``size`` x ``size``; the video is decoded twice (landmarks, then crops) so memory stays bounded. The
+official mel-spectrogram is computed from the 16 kHz audio. Video and
 audio are trimmed to a common length of ``T = min(video frames, num_video_frames(audio samples))``.
 
 Output (``DST``)::
@@ -63,8 +65,10 @@ __all__ = [
     "write_shard",
 ]
 
-CROP_NAME = "pcavs-official-align-v1"
-FORMAT_VERSION = 1
+#: v2: the official clip crop (one similarity per shot, the mouth pinned), so in-clip roll and zoom
+#: stay visible; v1 levelled every frame (a per-frame similarity smoothed over 9 frames).
+CROP_NAME = "pcavs-official-clip-v2"
+FORMAT_VERSION = 2
 FPS = 25
 SAMPLE_RATE = 16000
 SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
@@ -106,7 +110,6 @@ class PreprocessConfig:
     min_frames: int = 30
     keep_audio: bool = False
     max_gap: int = 12  # longest face-less run (frames) that is interpolated; longer -> skip the clip
-    smooth_window: int = 9  # moving average over alignment parameters (FaceTracker window)
     use_cnn: bool = False  # dlib's CNN fallback costs ~1-3 s per face-less frame on a CPU core
     landmarks: str = "auto"  # auto: a SynthTalk sidecar's exact landmarks when present, else detect
 
@@ -121,8 +124,6 @@ class PreprocessConfig:
             raise ConfigError(f"landmarks must be auto, detect or sidecar, got {self.landmarks!r}")
         if self.clips_per_shard < 1 or self.min_frames < 1 or self.max_gap < 0:
             raise ConfigError("clips_per_shard and min_frames must be >= 1 and max_gap >= 0")
-        if self.smooth_window < 1 or self.smooth_window % 2 == 0:
-            raise ConfigError(f"smooth_window must be a positive odd number, got {self.smooth_window}")
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that determine the shard contents (checked when resuming)."""
@@ -170,7 +171,15 @@ def discover_clips(src: str | os.PathLike[str], layout: str = "auto") -> tuple[s
 def process_clip(path: str | os.PathLike[str], ref: ClipRef, cfg: PreprocessConfig, analyzer: Any = None,
                  label_kind: str = "identity") -> dict[str, Any]:
     """Aligned crops, mel and metadata of one clip as shard fields; raises :class:`SkipClip`."""
-    from pcavs.face import FaceLostError, FaceTracker, transform_points
+    from pcavs.face import (
+        FaceLostError,
+        FaceNotFoundError,
+        clip_crops,
+        compose,
+        crop_matrix,
+        track_clip,
+        transform_points,
+    )
     from pcavs.media import MediaError, probe_video, read_audio, read_video_frames
 
     path = Path(path)
@@ -188,43 +197,30 @@ def process_clip(path: str | os.PathLike[str], ref: ClipRef, cfg: PreprocessConf
     if limit < cfg.min_frames:
         raise SkipClip("too_short", f"{path}: {limit} frames with audio, fewer than min_frames={cfg.min_frames}")
 
-    tracker = FaceTracker(analyzer, size=cfg.size, window=cfg.smooth_window, max_gap=cfg.max_gap, keep_frames=True)
-    crops: list[np.ndarray] = []
-    lms: list[np.ndarray] = []
-    interpolated = 0
-
-    def take(results: list[Any]) -> None:
-        nonlocal interpolated
-        for tf in results:
-            crops.append(tracker.aligned(tf))
-            lms.append(transform_points(tf.matrix, tf.landmarks))  # landmarks in crop pixels
-            interpolated += int(tf.interpolated)
-
     given = _sidecar_landmarks(path, cfg.landmarks)
-    frames = read_video_frames(path, fps=FPS)
-    n, flushing = 0, False
     try:
-        for frame in frames:
-            if n >= limit:
-                break
-            n += 1
-            if given is not None:
-                take(tracker.push_landmarks(given[n - 1] if n - 1 < len(given) else None, frame))
-            else:
-                take(tracker.push(frame))
-        flushing = True
-        take(tracker.flush())
+        # pass 1: landmarks only (bounded memory); pass 2 below decodes again and warps
+        track = track_clip(read_video_frames(path, fps=FPS), analyzer, max_gap=cfg.max_gap, landmarks=given,
+                           limit=limit, name=str(path))
     except FaceLostError as e:
-        # push() raises when a face-less run exceeds max_gap: if that run started at frame 0 the face
-        # was never seen; flush() raises only when no frame had a face.
-        raise SkipClip("no_face" if flushing or n - 1 == cfg.max_gap else "face_lost", f"{path}: {e}") from None
+        raise SkipClip("no_face" if e.never_seen else "face_lost", str(e)) from None
+    except FaceNotFoundError as e:
+        raise SkipClip("no_face", str(e)) from None
     except MediaError as e:
         raise SkipClip("unreadable", str(e)) from None
-    finally:
-        frames.close()
-    t = len(crops)
+    t = len(track)
     if t < cfg.min_frames:
         raise SkipClip("too_short", f"{path}: {t} decodable frames, fewer than min_frames={cfg.min_frames}")
+    frame_ms = track.frame_matrices()
+    to_crop = crop_matrix(cfg.size)
+    try:
+        crops = list(clip_crops(read_video_frames(path, fps=FPS), frame_ms, cfg.size))
+    except MediaError as e:
+        raise SkipClip("unreadable", str(e)) from None
+    if len(crops) != t:
+        raise SkipClip("unreadable", f"{path}: decoded {len(crops)} frames on the second pass, {t} on the first")
+    lms = [transform_points(compose(to_crop, m), lm) for m, lm in zip(frame_ms, track.landmarks, strict=True)]
+    interpolated = int(track.filled.sum())
 
     mel = melspectrogram(audio).numpy()  # whole clip: RMS normalisation as at inference
     mel = np.ascontiguousarray(mel[: 4 * t + 8])  # rows read by mel_windows for frames 0..T-1
@@ -241,6 +237,7 @@ def process_clip(path: str | os.PathLike[str], ref: ClipRef, cfg: PreprocessConf
         "mel_rows": int(mel.shape[0]),
         "crop": CROP_NAME,
         "interpolated_frames": interpolated,
+        "shots": track.num_shots,
         "mean_landmarks": np.round(np.mean(np.stack(lms), axis=0), 2).tolist(),
     }
     if ref.split is not None:
@@ -385,6 +382,12 @@ def _load_done(tar: Path, side: Path, header: dict[str, Any], refs: list[ClipRef
         tar.unlink()  # a .tar without its sidecar was not made by this tool's rename order: redo it
         return None
     expected = {**header, "sources": [r.source for r in refs]}
+    made = sidecar.get("settings")
+    if isinstance(made, dict) and made.get("crop") != CROP_NAME:
+        raise PreprocessError(
+            f"{tar}: made with another crop ({made.get('crop')!r}, not {CROP_NAME!r}); delete DST or write to "
+            "an empty DST to preprocess again"
+        )
     if any(sidecar.get(k) != v for k, v in expected.items()):
         raise PreprocessError(
             f"{tar}: was written with other settings or another clip list (SRC changed?); write to an empty "

@@ -17,6 +17,7 @@ from .align import (
     TEMPLATE_224,
     align_face,
     alignment_matrix,
+    clip_frame_matrices,
     compose,
     crop_matrix,
     frame_matrix,
@@ -27,6 +28,7 @@ from .align import (
     transform_points,
     warp_to_input,
 )
+from .clip import ClipTrack, clip_crops, track_clip
 from .detect import (
     Box,
     FaceAnalyzer,
@@ -53,6 +55,7 @@ __all__ = [
     "LOADER_CROP",
     "TEMPLATE_224",
     "Box",
+    "ClipTrack",
     "FaceAnalyzer",
     "FaceLostError",
     "FaceNotFoundError",
@@ -61,6 +64,8 @@ __all__ = [
     "align_face",
     "alignment_matrix",
     "as_rgb_uint8",
+    "clip_crops",
+    "clip_frame_matrices",
     "compose",
     "crop_matrix",
     "default_analyzer",
@@ -77,6 +82,7 @@ __all__ = [
     "paste_back",
     "similarity_lstsq",
     "three_points",
+    "track_clip",
     "track_landmarks",
     "transform_points",
     "warp_to_input",

@@ -37,6 +37,7 @@ __all__ = [
     "TEMPLATE_224",
     "alignment_matrix",
     "align_face",
+    "clip_frame_matrices",
     "crop_matrix",
     "frame_matrix",
     "invert_affine",
@@ -127,16 +128,17 @@ def alignment_matrix(landmarks: np.ndarray, size: int = 224, *, pin_mouth: bool 
     return compose(crop_matrix(size), frame_matrix(landmarks, pin_mouth=pin_mouth))
 
 
-def official_sequence_matrices(landmarks_seq: Sequence[np.ndarray], size: int = 224) -> list[np.ndarray]:
-    """The official video procedure (whole clip in memory): one similarity from the clip-average of
-    the three points, plus a per-frame translation pinning each mouth, smoothed 0.2/0.8 over time.
-    Returns composite matrices (original -> network input). ``FaceTracker`` is the streaming variant.
+def clip_frame_matrices(landmarks_seq: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The official video procedure for one shot: 2x3 matrices from each frame to the 224 alignment frame.
+
+    One similarity is fitted to the shot-averaged three points, so the head's roll, zoom and in-plane
+    motion inside the shot stay visible in the crops; each frame then gets a translation that pins its
+    mouth to the template, smoothed over time as ``bias = 0.2 * previous + 0.8 * current``.
     """
     pts = [three_points(lm) for lm in landmarks_seq]
     if not pts:
         return []
     base = similarity_lstsq(np.mean(pts, axis=0), TEMPLATE_224)
-    crop = crop_matrix(size)
     out, prev = [], None
     for p in pts:
         bias = TEMPLATE_224[2] - transform_points(base, p[2:3])[0]
@@ -145,8 +147,15 @@ def official_sequence_matrices(landmarks_seq: Sequence[np.ndarray], size: int = 
         prev = bias
         m = base.copy()
         m[:, 2] += bias
-        out.append(compose(crop, m))
+        out.append(m)
     return out
+
+
+def official_sequence_matrices(landmarks_seq: Sequence[np.ndarray], size: int = 224) -> list[np.ndarray]:
+    """Composite matrices (original -> ``size`` network input) of :func:`clip_frame_matrices` for one
+    shot held in memory; :mod:`pcavs.face.clip` applies it shot by shot to streamed videos."""
+    crop = crop_matrix(size)
+    return [compose(crop, m) for m in clip_frame_matrices(landmarks_seq)]
 
 
 # ----------------------------------------------------------------------------- warping

@@ -39,7 +39,14 @@ _ANCHOR = np.array([ALIGN_FRAME / 2, ALIGN_FRAME / 2])
 
 
 class FaceLostError(FaceNotFoundError):
-    """The face disappeared for more frames than the tracker may interpolate."""
+    """The face disappeared for more frames than the tracker may interpolate.
+
+    ``never_seen`` is True when no frame before the error had a face.
+    """
+
+    def __init__(self, message: str, never_seen: bool = False) -> None:
+        super().__init__(message)
+        self.never_seen = never_seen
 
 
 def matrix_to_params(m: np.ndarray) -> np.ndarray:
@@ -68,6 +75,7 @@ class TrackedFrame:
     box: Box | None  #: the detection (None when interpolated or landmarks were pushed)
     interpolated: bool
     frame: np.ndarray | None = field(default=None, repr=False)  #: the frame, if ``keep_frames``
+    shot: int = 0  #: shot index: it grows by one at every detected cut
 
 
 @dataclass
@@ -166,7 +174,8 @@ class FaceTracker:
                 first = self._gap[0].index
                 raise FaceLostError(
                     f"face lost in frames {first}-{entry.index} ({len(self._gap)} consecutive frames, "
-                    f"more than max_gap={self.max_gap}); use a pose video where the face stays visible"
+                    f"more than max_gap={self.max_gap}); use a pose video where the face stays visible",
+                    never_seen=self._last is None,
                 )
             return []
         entry.box = box
@@ -228,6 +237,7 @@ class FaceTracker:
                 box=e.box,
                 interpolated=e.filled,
                 frame=e.frame,
+                shot=e.segment,
             ))
             self._hist.append((e.segment, e.params))
             self._queue.popleft()
@@ -238,7 +248,7 @@ class FaceTracker:
         if self._gap:
             if self._last is None:
                 raise FaceLostError(f"no face found in any of the {self._count} frames; "
-                                    "use a pose video with a clearly visible face")
+                                    "use a pose video with a clearly visible face", never_seen=True)
             self._fill_gap(None)
         return self._drain(final=True)
 
