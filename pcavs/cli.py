@@ -29,6 +29,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("pcavs.data.preprocess", "PreprocessError"),
         ("pcavs.data.shards", "ShardError"),
         ("pcavs.infer.sources", "InputError"),
+        ("pcavs.posetrack", "TrackFileError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
@@ -165,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="demo.mp4")
     p.add_argument("--weights", default=None, help="another weights folder (default: the built-in small model)")
     p.add_argument("--quiet", action="store_true")
+
+    from pcavs.posetrack import cli as pose_cli
+
+    p = add("pose", lambda a: pose_cli.run(a), "head-motion tracks: extract what the pose encoder sees")
+    pose_cli.add_arguments(p)
 
     p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m pcavs.synth")

@@ -31,6 +31,7 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +62,7 @@ from pcavs.media import (
 )
 from pcavs.model import INFERENCE_NETWORKS, PCAVS, generator_chunk
 
-from .pose import ConstantPose, PoseCodes, StreamedPose, tracked_crops
+from .pose import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
 from .sources import (
     InputError,
     InputWarning,
@@ -281,7 +282,6 @@ class GenerationOptions:
     progress: bool = False  # tqdm bar on stderr
     pose_face_index: int = 0  # which face the pose-video tracker follows (0 = largest)
     max_gap: int = 12  # longest run of face-less pose frames that is interpolated
-    smooth_window: int = 9  # pose-video landmark smoothing (odd; 1 = off)
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -292,8 +292,6 @@ class GenerationOptions:
             raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.mouth_weight is not None and not np.isfinite(self.mouth_weight):
             raise InputError(f"mouth weight must be a finite number, got {self.mouth_weight!r}")
-        if self.smooth_window < 1 or self.smooth_window % 2 == 0:
-            raise InputError(f"smoothing window must be a positive odd number, got {self.smooth_window}")
         if self.max_gap < 0 or self.pose_face_index < 0:
             raise InputError("max_gap and pose_face_index must be >= 0")
 
@@ -434,14 +432,16 @@ class TalkingFacePipeline:
         if inputs.pose_mode == "still":
             return ConstantPose(model.encode_pose(images_to_tensor(identity_crop[None], self.device))[0])
         src = inputs.pose
-        frames: Iterable[np.ndarray]
+        frames: FrameSource
         if _is_path(src):
-            frames = read_video_frames(src, fps=inputs.fps)
+            frames = partial(read_video_frames, src, fps=inputs.fps)  # decoded twice: landmarks, then crops
+        elif isinstance(src, np.ndarray | Sequence):
+            frames = src
         else:
-            frames = iter(src)  # type: ignore[arg-type]
+            frames = list(src)  # a one-shot iterable of frames: the crop needs two passes
         crops = tracked_crops(frames, size, analyzer=self.analyzer, name=inputs.pose_name or "pose video",
-                              face_index=opts.pose_face_index, max_gap=opts.max_gap, window=opts.smooth_window,
-                              landmarks=inputs.pose_landmarks)
+                              face_index=opts.pose_face_index, max_gap=opts.max_gap,
+                              landmarks=inputs.pose_landmarks, limit=inputs.num_frames)
 
         def encode(batch: np.ndarray) -> torch.Tensor:
             return model.encode_pose(images_to_tensor(batch, self.device)).cpu()

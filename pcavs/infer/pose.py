@@ -16,9 +16,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from pcavs.face import FaceAnalyzer, FaceLostError, FaceNotFoundError, FaceTracker
+from pcavs.face import FaceAnalyzer, FaceNotFoundError, clip_crops, track_clip
 
-__all__ = ["PoseCodes", "ConstantPose", "StreamedPose", "pingpong_index", "pingpong_indices", "tracked_crops"]
+__all__ = ["FrameSource", "PoseCodes", "ConstantPose", "StreamedPose", "pingpong_index", "pingpong_indices",
+           "tracked_crops"]
 
 
 def pingpong_index(k: int, n: int) -> int:
@@ -117,40 +118,35 @@ class StreamedPose:
             close()
 
 
+#: Frames of a pose source: a callable that opens a fresh frame iterator (a video file, decoded once per
+#: pass) or frames held in memory (a sequence or an (N, H, W, 3) array).
+FrameSource = Callable[[], Iterable[np.ndarray]] | Sequence[np.ndarray] | np.ndarray
+
+
+def _open(frames: FrameSource) -> Iterable[np.ndarray]:
+    return frames() if callable(frames) else frames
+
+
 def tracked_crops(
-    frames: Iterable[np.ndarray],
+    frames: FrameSource,
     size: int,
     *,
     analyzer: FaceAnalyzer | None = None,
     name: str = "pose video",
     face_index: int = 0,
     max_gap: int = 12,
-    window: int = 9,
     landmarks: Sequence[np.ndarray] | None = None,
+    limit: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Aligned ``size`` crops of the tracked face in each frame, in order, with bounded lookahead.
+    """Aligned ``size`` crops of the tracked face in the first ``limit`` frames, cropped the official way.
 
-    Landmarks are smoothed and short face-less gaps interpolated by :class:`FaceTracker`; a gap of
-    more than ``max_gap`` frames raises :class:`FaceLostError` with the frame numbers and ``name``.
-    ``landmarks`` (one (68, 2) array per frame) replace detection; frames past its end count as lost.
+    :mod:`pcavs.face.clip`: one similarity per shot from the shot-averaged eyes and mouth, the mouth
+    pinned per frame, so the driver's roll, zoom, turn and nod reach the pose encoder. The frames are
+    read twice (landmarks, then crops), lazily: nothing happens before the first crop is asked for.
+    Short face-less gaps are interpolated; a gap of more than ``max_gap`` frames raises
+    :class:`FaceLostError` with the frame numbers and ``name``. ``landmarks`` (one (68, 2) array per
+    frame) replace detection; frames past its end count as lost.
     """
-    tracker = FaceTracker(analyzer, size=size, window=window, max_gap=max_gap, face_index=face_index,
-                          keep_frames=True)
-    try:
-        for i, frame in enumerate(frames):
-            if landmarks is None:
-                done = tracker.push(frame)
-            else:
-                done = tracker.push_landmarks(landmarks[i] if i < len(landmarks) else None, frame)
-            for tf in done:
-                yield tracker.aligned(tf)
-        for tf in tracker.flush():
-            yield tracker.aligned(tf)
-    except FaceLostError as exc:
-        raise FaceLostError(f"{name}: {exc}") from None
-    except FaceNotFoundError as exc:
-        raise FaceNotFoundError(f"{name}: {exc}") from None
-    finally:
-        close = getattr(frames, "close", None)  # the video decoder: release the file now, not at GC
-        if close is not None:
-            close()
+    track = track_clip(_open(frames), analyzer, max_gap=max_gap, face_index=face_index, landmarks=landmarks,
+                       limit=limit, name=name)
+    yield from clip_crops(_open(frames), track.frame_matrices(), size)

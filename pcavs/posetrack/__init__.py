@@ -1,0 +1,10 @@
+"""Head-motion tracks: what the pose encoder sees, extracted from a video into a documented file.
+
+``pcavs pose extract VIDEO -o track.npz`` writes a :class:`PoseTrack` (format below, in
+:mod:`pcavs.posetrack.file`); ``--crops`` also writes the aligned crops the pose encoder reads.
+"""
+
+from .extract import extract_track
+from .file import TRACK_FORMAT, TRACK_VERSION, PoseTrack, TrackFileError, load_track
+
+__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "extract_track", "load_track"]

@@ -1,0 +1,135 @@
+"""The pose-track file: one ``.npz`` (NumPy's zip of arrays), version 1.
+
+Arrays, one row per video frame at ``fps`` (``T`` frames):
+
+============  ==============  =================================================================
+key           shape, dtype    meaning
+============  ==============  =================================================================
+``time``      (T,) float64    presentation time of the frame in seconds (``index / fps``)
+``landmarks`` (T, 68, 2) f32  iBUG-68 landmarks in source-frame pixels (x right, y down)
+``matrix``    (T, 2, 3) f64   affine map from source-frame pixels to the ``crop_size`` crop
+``angles``    (T, 3) f32      yaw, pitch, roll in degrees (:mod:`pcavs.eval.pose` convention:
+                              yaw > 0 turns to image left, pitch > 0 nods down, roll > 0 is a
+                              clockwise tilt as seen in the image)
+``score``     (T,) f32        detector confidence; NaN where the frame had no detection
+``filled``    (T,) bool       landmarks interpolated over a face-less gap (or held at an end)
+``shot``      (T,) int32      shot index (a cut starts a new shot and a new crop similarity)
+``meta``      () str          JSON: ``format`` ("pcavs-pose-track"), ``version`` (1), ``fps``,
+                              ``crop_size``, ``crop`` (the crop policy's name), ``source``,
+                              ``width``, ``height``, ``created_by``
+============  ==============  =================================================================
+
+The crop is the official clip crop of :mod:`pcavs.face.clip`: it keeps the head's roll, zoom, turn and
+nod within a shot and pins the mouth. Files are written atomically (a temporary name, then a rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pcavs import __version__
+
+__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "load_track"]
+
+TRACK_FORMAT = "pcavs-pose-track"
+TRACK_VERSION = 1
+_ARRAYS = {  # key: (trailing shape, dtype)
+    "time": ((), np.float64),
+    "landmarks": ((68, 2), np.float32),
+    "matrix": ((2, 3), np.float64),
+    "angles": ((3,), np.float32),
+    "score": ((), np.float32),
+    "filled": ((), np.bool_),
+    "shot": ((), np.int32),
+}
+
+
+class TrackFileError(ValueError):
+    """A pose-track file that cannot be used (missing, truncated, wrong version, missing keys)."""
+
+
+@dataclass
+class PoseTrack:
+    """A head-motion track; see the module docstring for every field."""
+
+    time: np.ndarray
+    landmarks: np.ndarray
+    matrix: np.ndarray
+    angles: np.ndarray
+    score: np.ndarray
+    filled: np.ndarray
+    shot: np.ndarray
+    meta: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        n = len(self.time)
+        for key, (shape, dtype) in _ARRAYS.items():
+            arr = np.asarray(getattr(self, key), dtype=dtype)
+            if arr.shape != (n, *shape):
+                raise TrackFileError(f"track array {key!r} has shape {arr.shape}, expected {(n, *shape)}")
+            setattr(self, key, arr)
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @property
+    def fps(self) -> float:
+        return float(self.meta["fps"])
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the ``.npz`` atomically; returns the path."""
+        p = Path(path)
+        if p.suffix != ".npz":
+            raise TrackFileError(f"{p}: a pose track is an .npz file; name it e.g. {p.with_suffix('.npz').name}")
+        meta = {"format": TRACK_FORMAT, "version": TRACK_VERSION, "created_by": f"pcavs {__version__}", **self.meta}
+        tmp = p.with_name(p.name + ".partial")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)),
+                         **{k: getattr(self, k) for k in _ARRAYS})
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return p
+
+
+def load_track(path: str | os.PathLike[str]) -> PoseTrack:
+    """Read and check a pose-track file; :class:`TrackFileError` says what is wrong and what to do."""
+    p = Path(path)
+    redo = f"extract it again with `pcavs pose extract VIDEO -o {p.name}`"
+    if not p.is_file():
+        raise TrackFileError(f"{p}: no such pose-track file")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+        raise TrackFileError(f"{p}: not a readable pose-track file (truncated or not an .npz: {e}); {redo}") from None
+    if "meta" not in data:
+        raise TrackFileError(f"{p}: has no 'meta' entry, so it is not a pcavs pose track; {redo}")
+    try:
+        meta = json.loads(str(data.pop("meta")))
+    except ValueError as e:
+        raise TrackFileError(f"{p}: its 'meta' entry is not JSON ({e}); {redo}") from None
+    if not isinstance(meta, dict) or meta.get("format") != TRACK_FORMAT:
+        raise TrackFileError(f"{p}: format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
+                             f"expected {TRACK_FORMAT!r}; {redo}")
+    if meta.get("version") != TRACK_VERSION:
+        raise TrackFileError(f"{p}: track format version {meta.get('version')!r}; this pcavs reads version "
+                             f"{TRACK_VERSION}; {redo}")
+    missing = sorted(set(_ARRAYS) - set(data))
+    if missing:
+        raise TrackFileError(f"{p}: missing arrays {', '.join(missing)}; {redo}")
+    for key in ("fps", "crop_size"):
+        if key not in meta:
+            raise TrackFileError(f"{p}: 'meta' lacks {key!r}; {redo}")
+    try:
+        return PoseTrack(**{k: data[k] for k in _ARRAYS}, meta=meta)
+    except TrackFileError as e:
+        raise TrackFileError(f"{p}: {e}; {redo}") from None
