@@ -4,7 +4,8 @@
 
 Each triple takes the face of person A, the head motion of person B (the pose source is B's own
 talking video) and the words of person C, all never seen in training; the target is rendered
-exactly. Scored on aligned crops: SSIM and PSNR of the whole face, L1 inside the mouth, and pose and
+exactly. Scored on aligned crops (the pose source and the targets cropped the official clip way, as
+inference crops a pose video): SSIM and PSNR of the whole face, L1 inside the mouth, and pose and
 mouth-opening errors measured by estimators trained on SynthTalk's ground truth (trained on first
 use and cached with ``--estimator``). Baselines on the same triples: the identity photo copied,
 our model with the speech shuffled in time, and our model with the photo's own (still) pose.
@@ -12,9 +13,13 @@ our model with the speech shuffled in time, and our model with the photo's own (
 Reference rows, rendered exactly: the ``exact target`` (its pose and mouth-opening errors are the
 estimators' own: the floor of those columns), the target with the speech shuffled as the baseline
 shuffles it (the most a perfect model loses to shuffling), both blurred by a 0.5 and a 1 px Gaussian
-(what sharpness alone costs: at 64 px it puts a perfect answer's mouth ratio above 0.5), and the target
-with B's roll replaced by the photo's (aligned crops level the eyes, so roll is invisible to a pose
-code computed from landmarks; that row's pose ratio is the floor for such a model).
+(what sharpness alone costs), and the target with B's roll replaced by the photo's constant roll (what
+ignoring the driver's roll scores).
+
+Checks (targets of issue 17): SSIM gain over the copied photo >= 0.12; mouth-opening error with the
+true speech <= 0.40 x that with shuffled speech (the mouth-L1 ratio is kept as a column only: its
+floors showed it measures sharpness, not lip sync); pose error <= 0.40 x the still-pose baseline's
+and each of yaw, pitch and roll <= 0.6 x its still-pose value.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--triples", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--estimator", type=Path, default=Path("benchmarks/estimators/synthtalk-{size}.pt"))
+    ap.add_argument("--estimator", type=Path, default=Path("benchmarks/estimators/synthtalk-clip-{size}.pt"))
     ap.add_argument("--mouth-weight", type=float, default=None,
                     help="scale of the speech content (default: the model config's mouth_weight)")
     ap.add_argument("--json", type=Path, default=None)
@@ -109,31 +114,42 @@ def main(argv: list[str] | None = None) -> int:
         if v == REFERENCES[0]:
             print("references, rendered exactly:")
         print(f"{v:18}" + "".join(f"{rows[v][m]:>15.4f}" for m in keys))
+    still = table["still_pose"]
     checks = {
         "ssim_gain_over_copy": table["model"]["ssim"] - table["copy"]["ssim"],
-        "mouth_l1_ratio_true_vs_shuffled": table["model"]["mouth_l1"] / table["shuffled_audio"]["mouth_l1"],
-        "pose_err_ratio_vs_still": table["model"]["pose_err"] / table["still_pose"]["pose_err"],
+        "mouth_open_ratio_true_vs_shuffled": table["model"]["mouth_open_err"]
+        / table["shuffled_audio"]["mouth_open_err"],
+        "pose_err_ratio_vs_still": table["model"]["pose_err"] / still["pose_err"],
+        **{f"{a}_ratio_vs_still": table["model"][a] / still[a] for a in AXES},
     }
-    targets = {"ssim_gain_over_copy": (">=", 0.10), "mouth_l1_ratio_true_vs_shuffled": ("<=", 0.5),
-               "pose_err_ratio_vs_still": ("<=", 1 / 3)}  # fmt: skip
+    targets = {"ssim_gain_over_copy": (">=", 0.12), "mouth_open_ratio_true_vs_shuffled": ("<=", 0.40),
+               "pose_err_ratio_vs_still": ("<=", 0.40), **{f"{a}_ratio_vs_still": ("<=", 0.6) for a in AXES}}
     print()
+    met = {}
     for k, v in checks.items():
         op, bound = targets[k]
-        ok = v >= bound if op == ">=" else v <= bound
-        print(f"{k:34} {v:8.3f}  target {op} {bound:.3f}  {'met' if ok else 'NOT met'}")
-    # what the exact target itself scores on the two ratio checks, when blurred or roll-blind
-    mouth = {name: r["mouth_l1"] for name, r in references.items()}
-    blurred_ratios = {b: mouth[f"target blur {b:g}px"] / mouth[f"shuffled blur {b:g}px"] for b in BLURS}
-    for b, r in blurred_ratios.items():
-        print(f"{f'  the exact target blurred {b:g} px:':34} {r:8.3f}  (mouth_l1 ratio vs its shuffled twin)")
-    roll_blind_ratio = references["target photo roll"]["pose_err"] / table["still_pose"]["pose_err"]
-    print(f"{'  the exact target, photo roll:':34} {roll_blind_ratio:8.3f}  (pose_err ratio vs still pose: the "
-          f"floor for a pose code from landmarks)")  # fmt: skip
+        met[k] = bool(v >= bound if op == ">=" else v <= bound)
+        print(f"{k:34} {v:8.3f}  target {op} {bound:.3f}  {'met' if met[k] else 'NOT met'}")
+    # what perfect answers score on the same checks: the exact target (its errors are the estimators'
+    # own), the exact target with the speech shuffled, blurred twins, and the photo's constant roll
+    exact = references["exact target"]
+    floor_checks = {
+        "mouth_open_ratio (exact target vs exact shuffled)":
+            exact["mouth_open_err"] / references["target shuffled"]["mouth_open_err"],
+        **{f"mouth_open_ratio (both blurred {b:g} px)": references[f"target blur {b:g}px"]["mouth_open_err"]
+           / references[f"shuffled blur {b:g}px"]["mouth_open_err"] for b in BLURS},
+        "pose_err_ratio (exact target)": exact["pose_err"] / still["pose_err"],
+        **{f"{a}_ratio (exact target)": exact[a] / still[a] for a in AXES},
+        "pose_err_ratio (exact, photo's roll)": references["target photo roll"]["pose_err"] / still["pose_err"],
+        "roll_err_ratio (exact, photo's roll)": references["target photo roll"]["roll_err"] / still["roll_err"],
+    }  # fmt: skip
+    print("what perfect answers score on those checks:")
+    for k, v in floor_checks.items():
+        print(f"  {k:50} {v:8.3f}")
     if args.json:
         report = {"mouth_weight": weight, "table": table, "references": references, "estimator_floor": floors,
-                  "checks": checks,
-                  "exact_target_blurred_mouth_l1_ratio": {f"{b:g}px": r for b, r in blurred_ratios.items()},
-                  "roll_blind_pose_err_ratio": roll_blind_ratio, "per_triple": per_variant}
+                  "checks": checks, "targets": targets, "met": met, "perfect_answer_checks": floor_checks,
+                  "per_triple": per_variant}
         args.json.write_text(json.dumps(report, indent=2))
     if args.save_grid and grid_rows:
         from PIL import Image

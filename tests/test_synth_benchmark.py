@@ -23,6 +23,7 @@ from pcavs.synth.benchmark import (
     generate_case,
     make_triples,
     mouth_region_error,
+    person,
     photo_pose,
     render_case,
     roll_blind_target,
@@ -30,6 +31,7 @@ from pcavs.synth.benchmark import (
     shuffled_target,
     speech_order,
 )
+from pcavs.synth.pose import eval_angles
 from pcavs.synth.speech import have_espeak, mouth_track
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed (apt-get install espeak-ng)")
@@ -115,12 +117,18 @@ def test_script_writes_the_table_floor_and_checks(tmp_path: Path):
     assert refs["exact target"]["mouth_l1"] == 0.0 and refs["exact target"]["ssim"] == pytest.approx(1.0)
     assert refs["target shuffled"]["mouth_l1"] > 0
     assert 0 < refs["target blur 0.5px"]["mouth_l1"] < refs["target blur 1px"]["mouth_l1"]  # more blur, more error
-    assert set(r["exact_target_blurred_mouth_l1_ratio"]) == {"0.5px", "1px"}
-    assert r["roll_blind_pose_err_ratio"] == pytest.approx(
+    floors = r["perfect_answer_checks"]
+    assert floors["pose_err_ratio (exact, photo's roll)"] == pytest.approx(
         refs["target photo roll"]["pose_err"] / r["table"]["still_pose"]["pose_err"])
+    assert floors["mouth_open_ratio (exact target vs exact shuffled)"] == pytest.approx(
+        refs["exact target"]["mouth_open_err"] / refs["target shuffled"]["mouth_open_err"])
     assert r["estimator_floor"]["pose_err"] == refs["exact target"]["pose_err"]
     assert set(r["table"]["model"]) >= {"yaw_err", "pitch_err", "roll_err"}
-    assert set(r["checks"]) == {"ssim_gain_over_copy", "mouth_l1_ratio_true_vs_shuffled", "pose_err_ratio_vs_still"}
+    assert set(r["checks"]) == {"ssim_gain_over_copy", "mouth_open_ratio_true_vs_shuffled", "pose_err_ratio_vs_still",
+                                "yaw_err_ratio_vs_still", "pitch_err_ratio_vs_still", "roll_err_ratio_vs_still"}
+    assert r["targets"]["ssim_gain_over_copy"] == [">=", 0.12]
+    assert r["targets"]["pose_err_ratio_vs_still"] == ["<=", 0.4]
+    assert set(r["met"]) == set(r["checks"])
     assert r["checks"]["ssim_gain_over_copy"] == pytest.approx(r["table"]["model"]["ssim"] - r["table"]["copy"]["ssim"])
 
 
@@ -134,28 +142,43 @@ def test_shuffled_target_moves_only_the_mouth_in_the_baselines_order(case):
     order = speech_order(n, seed)
     same = (mt.open[order] == mt.open) & (mt.width[order] == mt.width)
     assert same.any() and not same.all()
-    for i in range(n):  # same mouth (and the same pose and blink): the same frame, else a different one
-        assert np.array_equal(shuffled[i], case.target[i]) == bool(same[i])
+    # same mouth (and the same pose and blink): almost the same crop (the clip crop's similarity follows
+    # the clip-mean mouth, so every crop moves a little), else a different mouth
+    diff = np.abs(shuffled.astype(float) - case.target).reshape(n, -1).mean(1)
+    assert diff[same].max() < 1.0 and diff[~same].mean() > 2 * diff[same].mean()
 
 
 @needs_espeak
-def test_roll_blind_target_changes_the_context_not_the_aligned_landmarks(case):
+def test_clip_crop_shows_the_drivers_roll(case):
+    """The benchmark crops clips as inference does, so B's roll reaches the aligned crops (the v1
+    per-frame crop kept the aligned landmarks within 0.3 px of a roll-free twin's)."""
     triple, n = make_triples(1)[0], len(case.target)
     blind = roll_blind_target(triple, case)
     assert blind.shape == case.target.shape
-    assert np.abs(blind.astype(float) - case.target).mean() > 0.5  # the context turned
-    # why a landmark-based pose code cannot carry roll: aligned, the landmarks barely move (64 px crops)
     roll = float(photo_pose(triple).roll[0])
     truth, blind_r = _render_target(triple, n, case.audio), _render_target(triple, n, case.audio, roll=roll)
     assert {g["roll"] for g in blind_r.ground_truth} == {roll} and len({g["roll"] for g in truth.ground_truth}) == n
     _, mt = _align(truth.frames, truth.ground_truth, 64)
-    _, mb = _align(blind_r.frames, blind_r.ground_truth, 64)
+    gts = truth.ground_truth
+    lm = np.stack([transform_points(m, np.asarray(g["landmarks"])) for m, g in zip(mt, gts, strict=True)])
+    d = lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1)
+    eye_angle = np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+    true_roll = np.array([eval_angles(g)[2] for g in truth.ground_truth])  # clockwise in the image
+    x, y = true_roll - true_roll.mean(), eye_angle - eye_angle.mean()
+    assert np.ptp(true_roll) > 3 and (x * y).sum() / (x * x).sum() > 0.8
 
-    def aligned(m: np.ndarray, gt: dict) -> np.ndarray:
-        return transform_points(m, np.asarray(gt["landmarks"]))
 
-    moved = [np.abs(aligned(mt[i], truth.ground_truth[i]) - aligned(mb[i], blind_r.ground_truth[i])).max()
-             for i in range(n)]
-    turned = [abs(g["roll"] - roll) for g in truth.ground_truth]
-    assert max(turned) > 5  # degrees of roll apart ...
-    assert max(moved) < 0.3  # ... and the aligned landmarks within 0.3 px of each other
+def test_synthtalk_angles_are_converted_to_the_eval_convention():
+    """One sign convention: renderer angles pass through eval_angles to match pcavs.eval.pose."""
+    from pcavs.eval.pose import head_pose_from_landmarks
+    from pcavs.synth.pose import PoseTrack
+    from pcavs.synth.render import render
+
+    for axis in range(3):
+        values = [0.0, 0.0, 0.0]
+        values[axis] = 20.0
+        out = render(person(1), PoseTrack.constant(1, yaw=values[0], pitch=values[1], roll=values[2]),
+                     np.zeros(16000), 128)
+        gt = out.ground_truth[0]
+        measured = head_pose_from_landmarks(np.asarray(gt["landmarks"]), 128)[axis]
+        assert np.sign(measured) == np.sign(eval_angles(gt)[axis]) and abs(measured) > 1.5

@@ -8,12 +8,22 @@ from typing import Any
 import numpy as np
 
 FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
+#: The renderer's yaw, pitch and roll turn the head the opposite way from the project's convention
+#: (:mod:`pcavs.eval.pose`: yaw > 0 turns to image left, pitch > 0 nods down, roll > 0 is clockwise in
+#: the image; measured: renderer +15 deg reads -25 / -5 / -15 there). Ground truth keeps the renderer's
+#: values (the sidecar JSON too); :func:`eval_angles` converts where they are compared with anything.
+EVAL_SIGN = -1.0
 # Max |deviation| per field (scale deviates from 1). Angles in degrees, tx/ty in image fractions.
 LIMITS = {"yaw": 30.0, "pitch": 30.0, "roll": 15.0, "tx": 0.04, "ty": 0.04, "scale": 0.08}
 _SALT_POSE = 0x9E
 # Frequency bands (Hz) of the three sinusoids per field: slow drift, sway, small talking nods.
 _BANDS = ((0.03, 0.12), (0.12, 0.35), (0.35, 0.8))
 _BAND_WEIGHT = (1.0, 0.6, 0.12)
+
+
+def eval_angles(gt: dict[str, Any]) -> np.ndarray:
+    """(yaw, pitch, roll) of a SynthTalk ground-truth frame in the project's convention (degrees)."""
+    return EVAL_SIGN * np.array([gt["yaw"], gt["pitch"], gt["roll"]], dtype=np.float64)
 
 
 @dataclass
