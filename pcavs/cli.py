@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -98,82 +98,77 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
-    from pcavs.synth.__main__ import main as synth_main
+# --- options of the commands above (every command: one add_*(parser) and one run function) --------
+def add_verify_reference_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("folder", help="folder with reference.safetensors and state_dict_layout.json")
 
-    return int(synth_main(args.rest) or 0)
+
+def add_convert_official_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", help="folder with the official latest_net_*.pth files")
+    p.add_argument("dst", help="pcavs weights folder to write (model.safetensors + config.json)")
+
+
+def add_export_official_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("weights", help="pcavs weights folder")
+    p.add_argument("dst", help="folder to write latest_net_*.pth into")
+
+
+def add_info_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="official")
+    p.add_argument("--json", action="store_true", help="also print the resolved config as JSON")
+    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. generator.mapping_layers=0")
+
+
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="demo.mp4")
+    p.add_argument("--weights", default=None, help="another weights folder (default: the built-in small model)")
+    p.add_argument("--quiet", action="store_true")
 
 
 # --- parser -----------------------------------------------------------------------------------
+# (name, help, module, its add-arguments function, its run function). One pattern for every command:
+# its options are registered on its own subparser, so `pcavs NAME --help` lists them all, and no
+# command passes raw arguments through to another parser.
+COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("verify-reference", "check the networks against the official code's vectors",
+     "pcavs.cli", "add_verify_reference_arguments", "cmd_verify_reference"),
+    ("convert-official", "official latest_net_*.pth folder -> pcavs safetensors",
+     "pcavs.cli", "add_convert_official_arguments", "cmd_convert_official"),
+    ("export-official", "pcavs weights -> latest_net_*.pth the official code loads",
+     "pcavs.cli", "add_export_official_arguments", "cmd_export_official"),
+    ("info", "print a preset's configuration and parameter counts", "pcavs.cli", "add_info_arguments", "cmd_info"),
+    ("generate", "talking-face video from a photo, speech and a pose video", "pcavs.infer.cli", "add_arguments", "run"),
+    ("preprocess", "raw talking-face videos -> training shards", "pcavs.data.preprocess", "add_arguments", "run_args"),
+    ("train", "train a stage (sync, identity, joint) on a preprocessed dataset",
+     "pcavs.train.__main__", "add_arguments", "run"),
+    ("evaluate", "score generated videos: SSIM, PSNR, CPBD, LMD, CSIM, pose, sync",
+     "pcavs.eval.cli", "add_evaluate_arguments", "run_evaluate"),
+    ("report", "per-frame quality report (HTML + PNG plots + JSON) of one video",
+     "pcavs.eval.cli", "add_report_arguments", "run_report"),
+    ("benchmark", "the paper's Table 1 protocol on LRW or VoxCeleb2 test lists",
+     "pcavs.eval.cli", "add_benchmark_arguments", "run_benchmark"),
+    ("ui", "local web page (Gradio) to make talking-face videos", "pcavs.ui.cli", "add_arguments", "run"),
+    ("demo", "make demo.mp4 (identity | pose source | result) from the built-in model and inputs",
+     "pcavs.cli", "add_demo_arguments", "cmd_demo"),
+    ("pose", "head-motion tracks: extract what the pose encoder sees", "pcavs.posetrack.cli", "add_arguments", "run"),
+    ("synth", "render SynthTalk talking-head videos with exact ground truth",
+     "pcavs.synth.cli", "add_arguments", "run"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
     from pcavs import __version__
 
     parser = argparse.ArgumentParser(prog="pcavs", description="PC-AVS talking-face generation in pure PyTorch")
     parser.add_argument("--version", action="version", version=f"pcavs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+    for name, help_, module_name, add_name, run_name in COMMANDS:
+        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(func=func)
-        return p
-
-    p = add("verify-reference", cmd_verify_reference, "check the networks against the official code's vectors")
-    p.add_argument("folder", help="folder with reference.safetensors and state_dict_layout.json")
-
-    p = add("convert-official", cmd_convert_official, "official latest_net_*.pth folder -> pcavs safetensors")
-    p.add_argument("src")
-    p.add_argument("dst")
-
-    p = add("export-official", cmd_export_official, "pcavs weights -> latest_net_*.pth the official code loads")
-    p.add_argument("weights")
-    p.add_argument("dst")
-
-    p = add("info", cmd_info, "print a preset's configuration and parameter counts")
-    p.add_argument("--preset", default="official")
-    p.add_argument("--json", action="store_true", help="also print the resolved config as JSON")
-    p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. generator.mapping_layers=0")
-
-    from pcavs.infer import cli as infer_cli
-
-    p = add("generate", lambda a: infer_cli.run(a), "talking-face video from a photo, speech and a pose video")
-    infer_cli.add_arguments(p)
-
-    from pcavs.data import preprocess as preprocess_cli
-
-    p = add("preprocess", lambda a: preprocess_cli.run_args(a), "raw talking-face videos -> training shards")
-    preprocess_cli.add_arguments(p)
-
-    from pcavs.train import __main__ as train_cli
-
-    p = add("train", lambda a: train_cli.run(a), "train a stage (sync, identity, joint) on a preprocessed dataset")
-    train_cli.add_arguments(p)
-
-    from pcavs.eval import cli as eval_cli
-
-    p = add("evaluate", eval_cli.run_evaluate, "score generated videos: SSIM, PSNR, CPBD, LMD, CSIM, pose, sync")
-    eval_cli.add_evaluate_arguments(p)
-    p = add("report", eval_cli.run_report, "per-frame quality report (HTML + PNG plots + JSON) of one video")
-    eval_cli.add_report_arguments(p)
-    p = add("benchmark", eval_cli.run_benchmark, "the paper's Table 1 protocol on LRW or VoxCeleb2 test lists")
-    eval_cli.add_benchmark_arguments(p)
-
-    from pcavs.ui import cli as ui_cli
-
-    p = add("ui", lambda a: ui_cli.run(a), "local web page (Gradio) to make talking-face videos")
-    ui_cli.add_arguments(p)
-
-    p = add("demo", cmd_demo, "make demo.mp4 (identity | pose source | result) from the built-in model and inputs")
-    p.add_argument("-o", "--output", default="demo.mp4")
-    p.add_argument("--weights", default=None, help="another weights folder (default: the built-in small model)")
-    p.add_argument("--quiet", action="store_true")
-
-    from pcavs.posetrack import cli as pose_cli
-
-    p = add("pose", lambda a: pose_cli.run(a), "head-motion tracks: extract what the pose encoder sees")
-    pose_cli.add_arguments(p)
-
-    p = add("synth", cmd_synth, "render SynthTalk talking-head videos with exact ground truth")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of python -m pcavs.synth")
+        getattr(module, add_name)(p)
+        p.set_defaults(func=getattr(module, run_name))
     return parser
 
 

@@ -1,0 +1,72 @@
+"""The command line's shape: every subcommand's --help lists its options; bad command lines exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from pcavs.cli import COMMANDS, build_parser, main
+
+NAMES = [c[0] for c in COMMANDS]
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[name]
+
+
+def test_every_command_is_registered() -> None:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(NAMES)
+    assert len(NAMES) >= 14
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_help_lists_every_option(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    actions = [a for a in _subparser(name)._actions if not isinstance(a, argparse._HelpAction)]
+    assert actions, f"pcavs {name} registers no options"
+    for a in actions:
+        # no pass-through of raw arguments to another parser (that hid synth's options)
+        assert a.nargs != argparse.REMAINDER, f"pcavs {name}: {a.dest} swallows the rest of the line"
+        if a.help == argparse.SUPPRESS:
+            continue
+        shown = a.option_strings[0] if a.option_strings else (a.metavar or a.dest)
+        if isinstance(a, argparse._SubParsersAction):
+            shown = next(iter(a.choices))
+        assert str(shown) in text, f"pcavs {name} --help does not show {shown}"
+
+
+def test_synth_help_shows_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    text = capsys.readouterr().out
+    for option in ("out_dir", "--identities", "--clips", "--seconds", "--size", "--seed", "--workers"):
+        assert option in text
+
+
+# ------------------------------------------------------------------------------------ bad inputs
+# (argv, message regex): each must exit 2 with one line on stderr and write nothing.
+BAD_COMMAND_LINES = {
+    "synth_dashdash_help": (["synth", "--", "--help"], r"output folder '--help' starts with '-'"),
+    "synth_dash_folder": (["synth", "--", "-o"], r"output folder '-o' starts with '-'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_COMMAND_LINES))
+def test_bad_command_line(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    argv, message = BAD_COMMAND_LINES[case]
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == []  # no folder named --help, no clips
