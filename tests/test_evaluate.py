@@ -465,3 +465,41 @@ def test_pair_lists_and_folders(tmp_path: Path) -> None:
     (tmp_path / "odd.csv").write_text("generated,speaker\ngen/a.mp4,x\n")
     with pytest.raises(EvaluationError, match="unknown column.*speaker"):
         load_pairs(tmp_path / "odd.csv")
+
+
+# ------------------------------------------------------------------ aligned crops: one rule for both
+def _faceless_square(path: Path, n: int = 10, size: int = 64) -> Path:
+    """A square video with no face in it (as the built-in model's 64x64 crops can be to a detector)."""
+    rng = np.random.default_rng(0)
+    base = ndi.gaussian_filter(rng.uniform(0, 255, (size, size, 3)), (6, 6, 0))
+    frames = np.stack([np.roll(base, k, axis=1) for k in range(n)]).clip(0, 255).astype(np.uint8)
+    return _write(path, frames)
+
+
+def test_report_and_evaluate_share_the_crop_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pcavs.eval.evaluate import frames_are_crops, track_video
+    from pcavs.face import FaceAnalyzer
+
+    assert frames_are_crops(None, (64, 64), 0) and not frames_are_crops(None, (64, 64), 3)
+    assert not frames_are_crops(None, (360, 640), 0) and frames_are_crops(True, (360, 640), 0)
+    assert not frames_are_crops(False, (64, 64), 0)
+    video = _faceless_square(tmp_path / "crops.mp4")
+    assert track_video(video).taken_as_crops  # evaluate's pass 1
+    args = _parse(cli.add_report_arguments, [str(video), "-o", str(tmp_path / "rep")])
+    assert cli.run_report(args) == 0
+    out = capsys.readouterr().out
+    assert "no face found" not in out and "taken as aligned face crops" in out
+    # --aligned: no detection at all; landmarks from the crop's fixed face box, every frame counts
+    def no_detection(*a, **k):
+        raise AssertionError("--aligned must not search for a face")
+
+    monkeypatch.setattr(FaceAnalyzer, "detect", no_detection)
+    track = track_video(video, aligned=True)
+    assert track.detected.all() and np.isfinite(track.landmarks).all() and track.frame_size == (224, 224)
+    args = _parse(cli.add_report_arguments, [str(video), "-o", str(tmp_path / "rep2"), "--aligned"])
+    assert cli.run_report(args) == 0
+    out = capsys.readouterr().out
+    assert "no face found" not in out
+    data = json.loads((tmp_path / "rep2" / "report.json").read_text())
+    assert all(data["per_frame"]["face_found"])

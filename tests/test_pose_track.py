@@ -153,3 +153,103 @@ def test_pose_extract_cli(driver: tuple[Path, np.ndarray], tmp_path: Path) -> No
     bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "is an .npz file" in bad.stderr and not (tmp_path / "x.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crops.mp4", "track.npz"]
+
+
+def test_generate_from_a_track_equals_generate_from_its_video(driver: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    """`--pose track.npz` (extracted from the video) gives the pose codes of `--pose video.mp4` exactly,
+    whether the track holds this model's codes or they are computed from its source video."""
+    import torch
+
+    from pcavs.infer import TalkingFacePipeline
+    from pcavs.infer.pipeline import GenerationOptions, prepare_inputs
+    from pcavs.posetrack import extract_track, load_track
+    from pcavs.posetrack.extract import add_codes
+
+    weights = Path(__file__).parents[1] / "pcavs" / "assets" / "weights" / "synthtalk-small"
+    pipe = TalkingFacePipeline.from_pretrained(weights, device="cpu")
+    path = driver[0]
+    audio = np.zeros(FRAMES * 640, np.float32)
+    audio[::50] = 0.1
+    photo = skdata.astronaut()
+
+    def codes(pose: object) -> torch.Tensor:
+        inputs = prepare_inputs(photo, audio, pose, analyzer=pipe.analyzer)
+        crop, _ = pipe.align_identity(inputs)
+        stream = pipe._pose_codes(inputs, crop, GenerationOptions())
+        return stream.codes(0, FRAMES)
+
+    from_video = codes(str(path))
+    track = extract_track(path, size=pipe.image_size)
+    plain = track.save(tmp_path / "plain.npz")
+    from_track = codes(str(plain))
+    assert torch.equal(from_video, from_track)
+    add_codes(track, pipe)
+    cached = track.save(tmp_path / "cached.npz")
+    assert set(load_track(cached).codes) == {pipe.pose_encoder_hash}
+    moved = tmp_path / "elsewhere.mp4"
+    path.rename(moved)  # cached codes: the source video is not needed any more
+    try:
+        assert torch.equal(codes(str(cached)), from_video)
+        with pytest.raises(Exception, match="source video .* is not found"):
+            codes(str(plain))
+    finally:
+        moved.rename(path)
+
+
+def _track(n: int = 50, **arrays: np.ndarray):
+    from pcavs.posetrack import PoseTrack
+
+    base = {"time": np.arange(n) / 25, "landmarks": np.zeros((n, 68, 2)), "matrix": np.zeros((n, 2, 3)),
+            "align": np.zeros((n, 2, 3)), "angles": np.zeros((n, 3)), "score": np.ones(n),
+            "filled": np.zeros(n, bool), "shot": np.zeros(n, int)}
+    return PoseTrack(**{**base, **arrays}, meta={"fps": 25, "crop_size": 64, "source": "x.mp4"})
+
+
+def test_check_finds_gaps_cuts_profiles_and_weak_frames() -> None:
+    from pcavs.posetrack.check import check_track
+
+    clean = check_track(_track())
+    assert clean.ok and not clean.warnings and "verdict: usable" in clean.text()
+    gap = np.zeros(50, bool)
+    gap[10:30] = True  # a 20-frame gap: longer than the 12 frames interpolation may cover
+    r = check_track(_track(filled=gap))
+    assert not r.ok and "no face for more than 12 frames at 0.40-1.20 s (frames 10-29)" in r.problems[0]
+    short = np.zeros(50, bool)
+    short[5:8] = True
+    r = check_track(_track(filled=short))
+    assert r.ok and "no face in 3 frame(s)" in r.warnings[0]
+    r = check_track(_track(shot=np.repeat([0, 1], 25)))
+    assert r.ok and "1 shot cut(s) at 1.00 s" in r.warnings[0]
+    profile = np.zeros((50, 3))
+    profile[:, 0] = 70.0
+    r = check_track(_track(angles=profile), model_family="official")
+    assert not r.ok and "|yaw| beyond 45 deg" in r.problems[0] and "profile view" in r.problems[0]
+    tilt = np.zeros((50, 3))
+    tilt[:10, 2] = 20.0
+    r = check_track(_track(angles=tilt))
+    assert r.ok and "|roll| beyond 15 deg, the range the small model saw in training, in 20 %" in r.warnings[0]
+    weak = np.ones(50)
+    weak[3] = 0.1
+    assert "weak detections" in check_track(_track(score=weak)).warnings[0]
+    r = check_track(_track(), source_fps=25, source_frames=90, duration=0.0333)
+    assert "variable frame rate" in r.warnings[0]
+
+
+def test_pose_check_show_and_csv_cli(driver: tuple[Path, np.ndarray], tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pcavs", "pose", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    r = run("check", str(driver[0]))
+    assert r.returncode == 0 and f"{FRAMES} frames at 25 fps" in r.stdout and "verdict: usable" in r.stdout
+    track = tmp_path / "t.npz"
+    assert run("extract", str(driver[0]), "-o", str(track), "--size", "64").returncode == 0
+    r = run("show", str(track), "-o", str(tmp_path / "t.png"))
+    assert r.returncode == 0 and (tmp_path / "t.png").stat().st_size > 10_000
+    r = run("export-csv", str(track), "-o", str(tmp_path / "t.csv"))
+    rows = (tmp_path / "t.csv").read_text().splitlines()
+    assert r.returncode == 0 and rows[0].startswith("frame,time_s,yaw_deg,pitch_deg,roll_deg") and len(rows) == 31
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    r = run("check", str(bad))
+    assert r.returncode == 2 and "truncated or not an .npz" in r.stderr

@@ -71,6 +71,7 @@ from pcavs.eval.sync import (
 )
 from pcavs.face import (
     TEMPLATE_224,
+    Box,
     FaceAnalyzer,
     FaceLostError,
     FaceNotFoundError,
@@ -172,6 +173,7 @@ class FaceTrack:
     landmarks: np.ndarray  # (T, 68, 2) in analysed-frame pixels; interpolated over gaps; NaN if never found
     matrices: np.ndarray  # (T, 2, 3) analysed frame -> CROP_SIZE aligned crop
     notes: list[str] = field(default_factory=list)
+    taken_as_crops: bool = False  # the frames are the face crops (declared, or see frames_are_crops)
 
     @property
     def faces_found(self) -> int:
@@ -216,6 +218,49 @@ def _analyzer(options: EvalOptions, analyzer: FaceAnalyzer | None) -> FaceAnalyz
     return default_analyzer().with_options(use_cnn=options.use_cnn)
 
 
+# Where dlib's HOG detector puts the face box in an official aligned 224 crop (measured on the demo
+# photo, pose video and skimage's astronaut: left 45-51, top 29-37, right 176-194, bottom 162-178).
+# Declared crops (--aligned) get their landmarks from this box without any detection.
+CROP_FACE_BOX = Box(44.0, 28.0, 188.0, 172.0)
+
+
+def frames_are_crops(aligned: bool | None, frame_size: tuple[int, int], faces_found: int) -> bool:
+    """The one rule (``evaluate`` and ``report``) for taking a video's frames as aligned face crops.
+
+    ``aligned=True``: declared (``--aligned`` / ``--generated-aligned``); ``False``: never; ``None``: when
+    no face is found in any frame of a square video (what ``pcavs generate`` writes without
+    ``--paste-back``, e.g. the built-in model's 64x64 cartoon faces, which no detector may find).
+    """
+    if aligned is not None:
+        return bool(aligned)
+    return faces_found == 0 and frame_size[0] == frame_size[1]
+
+
+def _track_declared_crops(source: FrameSource, name: str, options: EvalOptions, an: FaceAnalyzer) -> FaceTrack:
+    """Declared crops: no detection; landmarks from the shape predictor in the crop's fixed face box."""
+    marks: list[np.ndarray] = []
+    size: tuple[int, int] | None = None
+    frames = _iter_frames(source, options.fps)
+    try:
+        for frame in frames:
+            if size is None:
+                size = frame.shape[:2]
+            elif frame.shape[:2] != size:
+                raise EvaluationError(f"{name}: frame {len(marks)} is {frame.shape[1]}x{frame.shape[0]}, the first "
+                                      f"was {size[1]}x{size[0]}; re-encode the video at one size")
+            marks.append(an.landmarks(_resize(frame, CROP_SIZE), CROP_FACE_BOX))
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    if not marks:
+        raise EvaluationError(f"{name}: the video has no frames; use another file")
+    count = len(marks)
+    note = f"{name}: frames taken as aligned face crops as declared (no face detection)"
+    return FaceTrack(name, count, (CROP_SIZE, CROP_SIZE), True, np.ones(count, bool), np.stack(marks),
+                     np.repeat(np.eye(3)[None, :2], count, axis=0), [note], taken_as_crops=True)
+
+
 def track_video(
     source: FrameSource,
     *,
@@ -226,19 +271,18 @@ def track_video(
 ) -> FaceTrack:
     """Pass 1: detect and track the face in every frame of a video (path) or a frame sequence.
 
-    ``aligned=True``: the frames are already aligned face crops (resized to 224 and used as they are);
-    ``None``: tracked, but a square video without any face is taken as aligned crops (with a note).
-    A non-square video without any face raises :class:`EvaluationError` unless ``require_face`` is
-    False, in which case its whole frames are squeezed into the crops.
+    Whether the frames are taken as aligned crops follows :func:`frames_are_crops`. ``aligned=True``:
+    the frames are aligned face crops (resized to 224, used as they are, and never searched for a face:
+    the landmarks come from the crop's fixed face box); ``None``: tracked, and a square video without any
+    face is taken as aligned crops (with a note). A non-square video without any face raises
+    :class:`EvaluationError` unless ``require_face`` is False, in which case its whole frames are
+    squeezed into the crops.
     """
     name = _name(source)
     an = _analyzer(options, analyzer)
-    as_crops = bool(aligned)
-    if as_crops:
-        # the face fills a 224 crop: upsampled HOG passes (2x, 4x) only cost time on face-less frames
-        an = an.with_options(upsample_levels=0)
-    tracker = FaceTracker(an, size=CROP_SIZE, window=1 if as_crops else options.smooth_window,
-                          max_gap=1 << 30, keep_frames=False)
+    if aligned:  # declared crops: frames_are_crops says so whatever the frames hold
+        return _track_declared_crops(source, name, options, an)
+    tracker = FaceTracker(an, size=CROP_SIZE, window=options.smooth_window, max_gap=1 << 30, keep_frames=False)
     results = []
     size: tuple[int, int] | None = None
     count = 0
@@ -251,7 +295,7 @@ def track_video(
                 raise EvaluationError(f"{name}: frame {count} is {frame.shape[1]}x{frame.shape[0]}, the first was "
                                       f"{size[1]}x{size[0]}; re-encode the video at one size")
             count += 1
-            results.extend(tracker.push(_resize(frame, CROP_SIZE) if as_crops else frame))
+            results.extend(tracker.push(frame))
         try:
             results.extend(tracker.flush())
         except FaceLostError:
@@ -263,31 +307,27 @@ def track_video(
     if count == 0 or size is None:
         raise EvaluationError(f"{name}: the video has no frames; use another file")
     notes: list[str] = []
-    analysed = (CROP_SIZE, CROP_SIZE) if as_crops else (int(size[0]), int(size[1]))
+    analysed = (int(size[0]), int(size[1]))
     landmarks = np.full((count, 68, 2), np.nan)
     detected = np.zeros(count, bool)
-    if as_crops:
-        matrices = np.repeat(np.eye(3)[None, :2], count, axis=0)
-    else:
-        matrices = np.repeat(_scale_matrix(analysed[0], analysed[1], CROP_SIZE)[None], count, axis=0)
+    matrices = np.repeat(_scale_matrix(analysed[0], analysed[1], CROP_SIZE)[None], count, axis=0)
     for tf in results:
         landmarks[tf.index] = tf.landmarks
         detected[tf.index] = not tf.interpolated
-        if not as_crops:
-            matrices[tf.index] = tf.matrix
-    if not detected.any():
-        if as_crops:
-            notes.append(f"{name}: no face found in any frame (the frames are used as aligned crops)")
-        elif aligned is None and size[0] == size[1]:
-            notes.append(f"{name}: no face found in any frame; its square frames are taken as aligned face crops")
-        elif not require_face:
+        matrices[tf.index] = tf.matrix
+    crops = frames_are_crops(aligned, analysed, int(detected.sum()))
+    if crops:
+        notes.append(f"{name}: no face found in any frame; its square frames are taken as aligned face crops "
+                     "(pass --aligned to skip the search)")
+    elif not detected.any():
+        if not require_face:
             notes.append(f"{name}: no face found in any frame; whole frames are used instead of face crops")
         else:
             raise EvaluationError(
                 f"{name}: no face found in any of its {count} frames, so it cannot be aligned; use a video with a "
                 "clearly visible face (or pass --detector hog+cnn for hard faces)"
             )
-    return FaceTrack(name, count, analysed, as_crops, detected, landmarks, matrices, notes)
+    return FaceTrack(name, count, analysed, False, detected, landmarks, matrices, notes, taken_as_crops=crops)
 
 
 def clip_pose_angles(track: FaceTrack) -> np.ndarray:

@@ -91,6 +91,7 @@ class VideoAnalysis:
     sliding: SlidingSync | None = None
     lse: LSEResult | None = None
     notes: list[str] = field(default_factory=list)
+    taken_as_crops: bool = False  # the frames are the face crops (evaluate.frames_are_crops, one rule)
 
     @property
     def duration(self) -> float:
@@ -157,9 +158,9 @@ def analyze_video(
             "the audio array" if audio is not None else "the video's own audio")
     return VideoAnalysis(
         video=_name(video), fps=options.fps, num_frames=track.num_frames, frame_size=track.frame_size,
-        face_found=track.detected.copy(), identity_similarity=sim, identity_reference=id_ref,
+        face_found=track.detected | track.taken_as_crops, identity_similarity=sim, identity_reference=id_ref,
         sharpness=series.sharpness, cpbd=series.cpbd, audio=audio_name, sync=res, sliding=slide, lse=lse,
-        notes=notes,
+        notes=notes, taken_as_crops=track.taken_as_crops,
     )
 
 
@@ -196,6 +197,9 @@ def quality_flags(a: VideoAnalysis, opts: ReportOptions | None = None) -> list[F
     t, fps = a.num_frames, a.fps
     # --- faces
     missing = _runs(~a.face_found)
+    if a.taken_as_crops:
+        flags.append(Flag("aligned_crops", "info", "the frames are taken as aligned face crops (declared with "
+                          "--aligned, or a square video in which no face was found, as pcavs evaluate does)"))
     if not a.face_found.any():
         flags.append(Flag("no_face", "error", f"no face found in any of the {t} frames; nothing face-related "
                           "could be measured", [(0, t - 1)]))

@@ -4,7 +4,8 @@
 :mod:`pcavs.posetrack.file`); ``--crops`` also writes the aligned crops the pose encoder reads.
 """
 
-from .extract import extract_track
-from .file import TRACK_FORMAT, TRACK_VERSION, PoseTrack, TrackFileError, load_track
+from .extract import extract_track, track_crops
+from .file import TRACK_FORMAT, TRACK_VERSION, PoseTrack, TrackFileError, encoder_hash, load_track
 
-__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "extract_track", "load_track"]
+__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "encoder_hash", "extract_track",
+           "load_track", "track_crops"]

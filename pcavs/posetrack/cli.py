@@ -1,4 +1,4 @@
-"""``pcavs pose ...``: head-motion tracks (``extract``)."""
+"""``pcavs pose ...``: head-motion tracks (``extract``, ``check``, ``show``, ``export-csv``)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,104 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=25, help="frame rate the video is read at (25: the model's)")
     p.add_argument("--max-gap", type=int, default=12, help="longest face-less run (frames) to interpolate")
     p.add_argument("--face-index", type=int, default=0, help="which face to follow (0 = largest)")
+    p.add_argument("--weights", default=None,
+                   help="also cache this model's pose codes in the track (then generate needs no video)")
     p.set_defaults(pose_func=run_extract)
+
+    p = actions.add_parser(
+        "check", help="preflight a pose video or track: gaps, weak detections, angles, cuts; exit 0 or 2",
+        description="Check a pose video (tracked now) or a track file before a long job: frames without a face "
+                    "(and the filled gaps), weak detections, head angles beyond what the model saw in "
+                    "training, frame-rate changes and shot cuts. Exit 0 when usable, 2 when not.")
+    p.add_argument("source", help="pose video, or a track file (.npz) from `pcavs pose extract`")
+    p.add_argument("--model", choices=("small", "official"), default="small",
+                   help="whose training range to check the angles against (small: the built-in model)")
+    p.add_argument("--max-gap", type=int, default=12, help="longest face-less run (frames) to interpolate")
+    p.set_defaults(pose_func=run_check)
+
+    p = actions.add_parser("show", help="track -> PNG: yaw/pitch/roll over time, gaps and cuts, and crops")
+    p.add_argument("track", help="track file (.npz) or a pose video")
+    p.add_argument("-o", "--output", required=True, help="PNG to write")
+    p.add_argument("--no-crops", action="store_true", help="plot only (no contact sheet from the video)")
+    p.set_defaults(pose_func=run_show)
+
+    p = actions.add_parser("export-csv", help="track -> CSV of time, yaw, pitch, roll, filled, shot")
+    p.add_argument("track", help="track file (.npz)")
+    p.add_argument("-o", "--output", required=True, help="CSV to write")
+    p.set_defaults(pose_func=run_export_csv)
     return parser
+
+
+def _load_source(path: str, max_gap: int = 12):  # -> PoseTrack
+    """A track file as it is, or a video tracked now (nothing written)."""
+    from pcavs.infer.sources import check_input_file
+    from pcavs.posetrack import extract_track, load_track
+
+    p = check_input_file(path, "pose source")
+    if p.suffix.lower() == ".npz":
+        return load_track(p)
+    return extract_track(p, max_gap=max_gap)
+
+
+def _output(path: str, suffix: str):  # -> Path
+    from pathlib import Path
+
+    from pcavs.infer.sources import InputError
+
+    out = Path(path)
+    if out.suffix.lower() != suffix:
+        raise InputError(f"{out}: expected a {suffix} file name")
+    if not out.parent.is_dir():
+        raise InputError(f"{out}: folder {out.parent} does not exist; create it or choose another -o")
+    return out
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from pcavs.face import FaceNotFoundError
+    from pcavs.posetrack.check import check_track
+
+    try:
+        track = _load_source(args.source, args.max_gap)
+    except FaceNotFoundError as e:  # a lost face is the check's answer, not a crash
+        print(f"{args.source}\nproblem: {e}\nverdict: not usable as it is")
+        return 2
+    meta = track.meta
+    report = check_track(track, model_family=args.model, source_fps=meta.get("source_fps"),
+                         source_frames=meta.get("source_frames"), duration=meta.get("duration"))
+    print(report.text())
+    return 0 if report.ok else 2
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from pcavs.posetrack.show import render_track
+
+    out = _output(args.output, ".png")
+    track = _load_source(args.track)
+    render_track(track, out, crops=not args.no_crops)
+    print(f"wrote {out}: {len(track)} frames")
+    return 0
+
+
+def run_export_csv(args: argparse.Namespace) -> int:
+    import csv
+    import os
+
+    out = _output(args.output, ".csv")
+    track = _load_source(args.track)
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["frame", "time_s", "yaw_deg", "pitch_deg", "roll_deg", "score", "filled", "shot"])
+            for i in range(len(track)):
+                y, p, r = (float(v) for v in track.angles[i])
+                w.writerow([i, f"{track.time[i]:.4f}", f"{y:.3f}", f"{p:.3f}", f"{r:.3f}",
+                            f"{float(track.score[i]):.4f}", int(track.filled[i]), int(track.shot[i])])
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {out}: {len(track)} rows")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +146,11 @@ def run_extract(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     track = extract_track(args.video, size=args.size, fps=args.fps, max_gap=args.max_gap,
                           face_index=args.face_index, crops=args.crops)
+    if args.weights:
+        from pcavs.infer import TalkingFacePipeline
+        from pcavs.posetrack.extract import add_codes
+
+        add_codes(track, TalkingFacePipeline.from_pretrained(args.weights, device="cpu"))
     track.save(out)
     yaw, pitch, roll = (track.angles[:, k] for k in range(3))
     print(f"wrote {out}: {len(track)} frames ({len(track) / track.fps:.2f} s), {int(track.shot.max()) + 1} "

@@ -8,6 +8,8 @@ key           shape, dtype    meaning
 ``time``      (T,) float64    presentation time of the frame in seconds (``index / fps``)
 ``landmarks`` (T, 68, 2) f32  iBUG-68 landmarks in source-frame pixels (x right, y down)
 ``matrix``    (T, 2, 3) f64   affine map from source-frame pixels to the ``crop_size`` crop
+``align``     (T, 2, 3) f64   affine map from source-frame pixels to the official 224 alignment
+                              frame (before the loader crop): crops of any size are made from it
 ``angles``    (T, 3) f32      yaw, pitch, roll in degrees (:mod:`pcavs.eval.pose` convention:
                               yaw > 0 turns to image left, pitch > 0 nods down, roll > 0 is a
                               clockwise tilt as seen in the image)
@@ -17,6 +19,9 @@ key           shape, dtype    meaning
 ``meta``      () str          JSON: ``format`` ("pcavs-pose-track"), ``version`` (1), ``fps``,
                               ``crop_size``, ``crop`` (the crop policy's name), ``source``,
                               ``width``, ``height``, ``created_by``
+``codes_H``   (T, P) f32      optional: pose codes of the model whose pose-encoder weights hash to
+                              ``H`` (:func:`encoder_hash`, 16 hex digits); computed on demand for
+                              other models, from the source video and ``matrix``
 ============  ==============  =================================================================
 
 The crop is the official clip crop of :mod:`pcavs.face.clip`: it keeps the head's roll, zoom, turn and
@@ -28,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,7 @@ import numpy as np
 
 from pcavs import __version__
 
-__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "load_track"]
+__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "encoder_hash", "load_track"]
 
 TRACK_FORMAT = "pcavs-pose-track"
 TRACK_VERSION = 1
@@ -44,11 +49,28 @@ _ARRAYS = {  # key: (trailing shape, dtype)
     "time": ((), np.float64),
     "landmarks": ((68, 2), np.float32),
     "matrix": ((2, 3), np.float64),
+    "align": ((2, 3), np.float64),
     "angles": ((3,), np.float32),
     "score": ((), np.float32),
     "filled": ((), np.bool_),
     "shot": ((), np.int32),
 }
+
+
+def encoder_hash(state: dict[str, Any]) -> str:
+    """16 hex digits of SHA-256 over a pose encoder's state dict (names, shapes, dtypes and bytes)."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name]
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 class TrackFileError(ValueError):
@@ -62,11 +84,13 @@ class PoseTrack:
     time: np.ndarray
     landmarks: np.ndarray
     matrix: np.ndarray
+    align: np.ndarray
     angles: np.ndarray
     score: np.ndarray
     filled: np.ndarray
     shot: np.ndarray
     meta: dict[str, Any]
+    codes: dict[str, np.ndarray] = field(default_factory=dict)  #: encoder hash -> (T, pose_dim) codes
 
     def __post_init__(self) -> None:
         n = len(self.time)
@@ -75,6 +99,11 @@ class PoseTrack:
             if arr.shape != (n, *shape):
                 raise TrackFileError(f"track array {key!r} has shape {arr.shape}, expected {(n, *shape)}")
             setattr(self, key, arr)
+        for h, c in self.codes.items():
+            c = np.asarray(c, dtype=np.float32)
+            if c.ndim != 2 or len(c) != n:
+                raise TrackFileError(f"track codes for model {h} have shape {c.shape}, expected ({n}, pose_dim)")
+            self.codes[h] = c
 
     def __len__(self) -> int:
         return len(self.time)
@@ -93,7 +122,7 @@ class PoseTrack:
         try:
             with open(tmp, "wb") as f:
                 np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)),
-                         **{k: getattr(self, k) for k in _ARRAYS})
+                         **{k: getattr(self, k) for k in _ARRAYS}, **{f"codes_{h}": c for h, c in self.codes.items()})
             os.replace(tmp, p)
         finally:
             tmp.unlink(missing_ok=True)
@@ -129,7 +158,8 @@ def load_track(path: str | os.PathLike[str]) -> PoseTrack:
     for key in ("fps", "crop_size"):
         if key not in meta:
             raise TrackFileError(f"{p}: 'meta' lacks {key!r}; {redo}")
+    codes = {k[len("codes_"):]: v for k, v in data.items() if k.startswith("codes_")}
     try:
-        return PoseTrack(**{k: data[k] for k in _ARRAYS}, meta=meta)
+        return PoseTrack(**{k: data[k] for k in _ARRAYS}, meta=meta, codes=codes)
     except TrackFileError as e:
         raise TrackFileError(f"{p}: {e}; {redo}") from None

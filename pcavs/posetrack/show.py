@@ -1,0 +1,85 @@
+"""``pcavs pose show``: a track as a picture: yaw, pitch and roll over time with gaps and cuts marked, and a
+contact sheet of the crops the pose encoder sees (read from the source video when it is at hand)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .check import LOW_SCORE, runs
+from .file import PoseTrack
+
+__all__ = ["contact_sheet", "render_track"]
+
+
+def contact_sheet(track: PoseTrack, count: int = 8, size: int = 112) -> np.ndarray | None:
+    """``count`` crops evenly spread over the track, side by side (None if the source video is missing)."""
+    from pcavs.face import compose, crop_matrix, invert_affine, warp_to_input
+    from pcavs.media import MediaError, read_video_frames
+
+    source = Path(str(track.meta.get("source", "")))
+    if not source.is_file() or len(track) == 0:
+        return None
+    picks = set(np.linspace(0, len(track) - 1, min(count, len(track))).round().astype(int).tolist())
+    to_frame = invert_affine(crop_matrix(int(track.meta["crop_size"])))
+    tiles = []
+    try:
+        for i, frame in enumerate(read_video_frames(source, fps=track.fps)):
+            if i >= len(track):
+                break
+            if i in picks:
+                tiles.append(warp_to_input(frame, compose(to_frame, track.matrix[i]), size))
+    except MediaError:
+        return None
+    return np.concatenate(tiles, 1) if tiles else None
+
+
+def render_track(track: PoseTrack, output: str | os.PathLike[str], *, crops: bool = True) -> Path:
+    """Write the plot (PNG) of ``track``; returns the path (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(output)
+    sheet = contact_sheet(track) if crops else None
+    rows = 2 if sheet is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 3.6 + 1.8 * (rows - 1)), dpi=100, squeeze=False,
+                             gridspec_kw={"height_ratios": [2, 1][:rows]})
+    ax = axes[0, 0]
+    t = track.time
+    for k, (name, colour) in enumerate(zip(("yaw", "pitch", "roll"), ("tab:blue", "tab:orange", "tab:green"),
+                                           strict=True)):
+        ax.plot(t, track.angles[:, k], color=colour, label=name, lw=1.4)
+    dt = 1.0 / track.fps
+    for j, (a, b) in enumerate(runs(track.filled)):
+        ax.axvspan(t[a] - dt / 2, t[b - 1] + dt / 2, color="red", alpha=0.18, lw=0,
+                   label="no face (filled)" if j == 0 else None)
+    for j, (a, b) in enumerate(runs(np.nan_to_num(track.score, nan=np.inf) < LOW_SCORE)):
+        ax.axvspan(t[a] - dt / 2, t[b - 1] + dt / 2, color="gold", alpha=0.25, lw=0,
+                   label="weak detection" if j == 0 else None)
+    for j, c in enumerate(np.flatnonzero(np.diff(track.shot)) + 1):
+        ax.axvline(t[c] - dt / 2, color="black", ls="--", lw=1, label="shot cut" if j == 0 else None)
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("degrees")
+    ax.set_title(f"{track.meta.get('source', 'track')}: yaw > 0 turns to image left, pitch > 0 nods down, "
+                 "roll > 0 is clockwise", fontsize=9)
+    ax.legend(loc="upper right", fontsize=8, ncols=6)
+    ax.set_xlim(t[0] - dt, t[-1] + dt) if len(t) else None
+    if sheet is not None:
+        ax2 = axes[1, 0]
+        ax2.imshow(sheet)
+        ax2.set_axis_off()
+        ax2.set_title("crops the pose encoder sees (evenly spaced frames)", fontsize=9)
+    fig.tight_layout()
+    tmp = out.with_name(out.name + ".partial.png")
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return out
