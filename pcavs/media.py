@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "MediaError",
+    "MediaWarning",
     "IMAGE_MAX_PIXELS",
     "read_image",
     "read_audio",
@@ -277,6 +278,44 @@ class VideoInfo:
     codec: str
     has_audio: bool
     audio_sample_rate: int | None
+    timing_note: str | None = None  # set when the timestamps were unusable and the frames read in order
+
+
+class MediaWarning(UserWarning):
+    """A readable file read in a way the user should know about (e.g. broken timestamps)."""
+
+
+# Above this average rate the timestamps cannot be a recording's (high-speed phone video is 240-960 fps):
+# such a file (e.g. 90 frames stamped within 0.03 s) would otherwise collapse into one or two output
+# frames, an almost still video, without a word.
+MAX_PLAUSIBLE_FPS = 1000
+
+
+def _timing_problem(p: Path, pts: list[int], tb: Fraction, fps: Fraction) -> str | None:
+    """A sentence on why ``pts`` (sorted) cannot be the frames' times, or None when they are plausible."""
+    if len(pts) < 2:
+        return None
+    span = (pts[-1] - pts[0]) * tb
+    rate = (len(pts) - 1) / span if span > 0 else math.inf
+    if rate <= MAX_PLAUSIBLE_FPS:
+        return None
+    rate_text = "all the same" if span == 0 else f"{float(rate):.0f} fps"
+    return (f"{p}: broken timestamps: they span {float(span):.3f} s for {len(pts)} frames ({rate_text}); read "
+            f"as {float(fps):g} fps by frame order ({len(pts) / float(fps):.2f} s). If that is not its real speed, "
+            "re-export the video with correct timestamps")
+
+
+def _scan_pts(p: Path) -> tuple[list[int], Fraction]:
+    """Sorted presentation timestamps of the video packets (demuxed only, nothing decoded)."""
+    _, container = _open_input(p)
+    with container:
+        stream = _video_stream(p, container)
+        tb = stream.time_base or Fraction(1, 90000)
+        try:
+            pts = sorted(pk.pts for pk in container.demux(stream) if pk.size and pk.pts is not None)
+        except av.error.FFmpegError:
+            pts = []  # the decoding pass names the damage
+    return pts, tb
 
 
 def _rotation_k(rotation: float | int | None) -> int:
@@ -363,6 +402,9 @@ def probe_video(path: str | os.PathLike[str], fps: float = 25) -> VideoInfo:
         for v in pts:
             timeline.add(v * tb)
         span = timeline.end(last_dur, fps_q) - pts[0] * tb
+        note = _timing_problem(p, pts, tb, fps_q)
+        if note is not None:  # read_video_frames yields the frames in order, one per output frame
+            span = len(pts) / fps_q
         rotation = int(round(first_frame.rotation or 0))
         w, h = first_frame.width, first_frame.height
         if _rotation_k(rotation) % 2:
@@ -376,12 +418,13 @@ def probe_video(path: str | os.PathLike[str], fps: float = 25) -> VideoInfo:
             rotation=rotation,
             duration=float(span),
             fps=float(fps_q),
-            num_frames=_frame_count(span, fps_q),
+            num_frames=len(pts) if note is not None else _frame_count(span, fps_q),
             source_frames=len(pts),
             source_fps=float(avg) if avg else None,
             codec=stream.codec_context.name,
             has_audio=audio is not None,
             audio_sample_rate=int(audio.rate) if audio is not None else None,
+            timing_note=note,
         )
 
 
@@ -392,9 +435,15 @@ def read_video_frames(path: str | os.PathLike[str], fps: float = 25) -> Iterator
     whose timestamp is ``<= k / fps`` (sample-and-hold, correct for variable frame rate); the last
     source frame lasts one typical frame interval. Display rotation metadata is applied. Only the
     current source frame is held in memory; repeats are yielded as copies, safe to modify in place.
+
+    Timestamps faster than ``MAX_PLAUSIBLE_FPS`` on average are broken: the frames are then yielded in
+    order, one per output frame, with a :class:`MediaWarning` saying so (as :func:`probe_video` counts).
     """
     p, container = _open_input(path)
     fps_q = _fps_fraction(fps)
+    note = _timing_problem(p, *_scan_pts(p), fps_q)
+    if note is not None:
+        warnings.warn(note, MediaWarning, stacklevel=2)
     with container:
         stream = _video_stream(p, container)
         stream.thread_type = "AUTO"
@@ -421,6 +470,11 @@ def read_video_frames(path: str | os.PathLike[str], fps: float = 25) -> Iterator
 
         try:
             for frame in container.decode(stream):
+                if note is not None:  # broken timestamps: by frame order
+                    held, held_arr = frame, None
+                    yield emit()
+                    k += 1
+                    continue
                 if frame.pts is not None:
                     t = frame.pts * tb
                     if t0 is None:
@@ -444,6 +498,8 @@ def read_video_frames(path: str | os.PathLike[str], fps: float = 25) -> Iterator
             ) from None
         if held is None:
             raise MediaError(f"{p}: the video stream has no decodable frames; use another file")
+        if note is not None:
+            return
         end = timeline.end(held_dur, fps_q)
         while Fraction(k) / fps_q < end:
             yield emit()

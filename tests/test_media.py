@@ -404,3 +404,44 @@ def test_audio_from_video_track(tmp_path: Path) -> None:
     assert info.has_audio and info.audio_sample_rate == 16000 and info.num_frames == 38
     y = read_audio(out)
     assert y.size == 24000 and abs(_click_time(y, 16000) - CLICK_S) < 1e-3
+
+
+# ------------------------------------------------------------------------------ broken timestamps
+def _write_bursted(path: Path, n: int = 90, ticks: int = 33, size=(48, 64)) -> None:
+    """H.264 video whose n frames are stamped ``ticks``/90000 s apart (33: 2700 fps, 0.033 s in all)."""
+    h, w = size
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 90000)
+        for j in range(n):
+            img = np.full((h, w, 3), (10 + 2 * j) % 240, np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = j * ticks, Fraction(1, 90000)
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+
+
+def test_broken_timestamps_read_by_frame_order_with_a_warning(tmp_path: Path) -> None:
+    from pcavs.media import MediaWarning
+
+    path = tmp_path / "burst.mp4"
+    _write_bursted(path)
+    info = probe_video(path)
+    assert info.timing_note is not None and info.num_frames == 90 and info.duration == pytest.approx(3.6)
+    with pytest.warns(MediaWarning) as caught:
+        frames = list(read_video_frames(path))
+    message = str(caught[0].message)
+    assert "burst.mp4" in message and "90 frames" in message and "read as 25 fps by frame order" in message
+    assert "0.033 s" in message and "fps)" in message
+    # every source frame once, in order (without the fix: 1 frame, an almost still video)
+    assert len(frames) == 90
+    got = np.array([(float(f[24, 32, 0]) - 10) / 2 for f in frames])  # gray level 10 + 2 j (+-1 from H.264)
+    assert np.abs(got - np.arange(90)).max() <= 1
+
+
+def test_plausible_high_rate_is_not_flagged(tmp_path: Path) -> None:
+    path = tmp_path / "240.mp4"
+    _write_bursted(path, n=24, ticks=375)  # 240 fps: a high-speed recording, read by its timestamps
+    assert probe_video(path).timing_note is None
+    assert len(list(read_video_frames(path))) == 3  # 0.1 s at 25 fps
