@@ -346,3 +346,27 @@ def test_paste_back_roundtrip(photo: np.ndarray, lm: np.ndarray) -> None:
     c = three_points(lm).mean(0).astype(int)
     assert black[c[1], c[0]].max() < 5
     assert np.array_equal(paste_back(photo, crop, m, mask="rect", feather=0.0)[:40], photo[:40])
+
+
+def test_paste_back_capped_to_max_size(photo: np.ndarray, lm: np.ndarray) -> None:
+    from pcavs.face.paste import fit_paste_back
+
+    crop, m = align_face(photo, lm)
+    dark = (crop // 3).astype(np.uint8)  # a visibly different face
+    full = paste_back(photo, dark, m)
+    bg, m2, note = fit_paste_back(photo, m, 256, name="me.png")
+    assert bg.shape == (256, 256, 3) and note is not None and "me.png is 512x512" in note and "256x256" in note
+    small = paste_back(bg, dark, m2)
+    # the face lands where it does at full size, scaled (a 2x box-filtered copy of the full-size result)
+    ref = full.reshape(256, 2, 256, 2, 3).mean((1, 3))
+    assert np.abs(small.astype(float) - ref).mean() < 2.5
+    # below the cap, or 0 = no cap: the photo as it is (cut to even sizes), no note
+    odd = photo[:301, :299]
+    bg, m3, note = fit_paste_back(odd, m, 0)
+    assert bg.shape == (300, 298, 3) and note is None and np.array_equal(m3, m)
+    assert fit_paste_back(photo, m)[2] is None  # 512 <= 1920
+    # beyond H.264's largest level (139264 macroblocks): refused, whatever the cap
+    huge = np.broadcast_to(np.zeros(3, np.uint8), (6000, 6000, 3))
+    with pytest.raises(ValueError, match=r"6000x6000 is beyond H\.264's largest level .*140625"):
+        fit_paste_back(huge, m, 0)
+    assert fit_paste_back(huge, m)[0].shape == (1920, 1920, 3)

@@ -547,6 +547,12 @@ def _bad_case(name: str, assets: dict, d: Path) -> tuple[dict, str]:
         return {"output": d / "no" / "out.mp4"}, r"output folder .*no does not exist; create it or choose another -o"
     if name == "pose mode video without pose":
         return {"pose_mode": "video"}, r"pose mode 'video' needs a pose video \(--pose VIDEO\)"
+    if name == "paste-back beyond H.264":
+        canvas = np.full((6000, 6000, 3), 128, np.uint8)
+        canvas[:2048, :2048] = np.asarray(Image.fromarray(assets["photo"]).resize((2048, 2048)))  # a findable face
+        Image.fromarray(canvas).save(d / "big.png", compress_level=1)
+        return ({"identity": d / "big.png", "extra": ["--paste-back", "--max-size", "0"]},
+                r"big\.png: a pasted-back video of 6000x6000 is beyond H\.264's largest level")
     raise KeyError(name)
 
 
@@ -555,7 +561,7 @@ BAD_CASES = [
     "audio without samples", "audio shorter than a frame", "truncated mp4 as audio", "truncated mp4 as pose",
     "pose not a video", "pose video loses the face", "weights folder missing", "weights folder empty",
     "weights without model file", "weights truncated", "weights of another preset", "official folder incomplete",
-    "output folder missing", "pose mode video without pose",
+    "output folder missing", "pose mode video without pose", "paste-back beyond H.264",
 ]
 
 
@@ -569,7 +575,7 @@ def _argv(assets: dict, d: Path, quiet: bool = True, **over: object) -> list[str
         argv += ["--pose", str(opts["pose"])]
     if opts["pose_mode"] is not None:
         argv += ["--pose-mode", str(opts["pose_mode"])]
-    return argv
+    return argv + [str(a) for a in opts.get("extra", [])]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)

@@ -11,12 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from scipy.special import ndtr
 
-from .align import invert_affine, sample_bilinear, transform_points
+from .align import compose, invert_affine, sample_bilinear, transform_points
 from .detect import as_rgb_uint8
 
-__all__ = ["face_mask", "paste_back"]
+__all__ = ["H264_MAX_MACROBLOCKS", "PASTE_BACK_MAX_SIZE", "face_mask", "fit_paste_back", "paste_back"]
+
+# H.264's largest level (6.2) allows 139264 16x16 macroblocks per frame (e.g. 8192x4352) and a side of
+# at most sqrt(8 * 139264) = 1055 macroblocks; larger frames make streams players refuse.
+H264_MAX_MACROBLOCKS = 139264
+H264_MAX_SIDE_MB = 1055
+# Longer side of a pasted-back video unless asked otherwise: a 6000x6000 photo would be encoded at
+# 0.5 frames/s into 2.9 GB, beyond any H.264 level.
+PASTE_BACK_MAX_SIZE = 1920
 
 # Ellipse in network-input units (fraction of ``size``): it covers brows to chin and cheek to cheek
 # given the official template (eyes near y=0.31, mouth near y=0.63).
@@ -86,3 +95,41 @@ def paste_back(original_img: Any, generated: Any, matrix: np.ndarray, *, feather
     # Where alpha is exactly 0 keep the original bytes (rounding must not touch them).
     out[y0:y1, x0:x1] = np.where(alpha > 0, np.clip(np.rint(blended), 0, 255), region).astype(np.uint8)
     return out
+
+
+def _h264_problem(w: int, h: int) -> str | None:
+    mbw, mbh = -(-w // 16), -(-h // 16)
+    if mbw * mbh > H264_MAX_MACROBLOCKS or max(mbw, mbh) > H264_MAX_SIDE_MB:
+        return (f"{w}x{h} is beyond H.264's largest level (6.2: at most {H264_MAX_MACROBLOCKS} macroblocks, "
+                f"e.g. 8192x4352; this is {mbw * mbh})")
+    return None
+
+
+def fit_paste_back(photo: np.ndarray, matrix: np.ndarray, max_size: int = PASTE_BACK_MAX_SIZE,
+                   name: str = "the photo") -> tuple[np.ndarray, np.ndarray, str | None]:
+    """The frame a pasted-back video is drawn on: ``(background, matrix, note)``.
+
+    The photo is scaled down so that its longer side is at most ``max_size`` (0: never scaled) and cut
+    to even sizes (yuv420p); ``matrix`` (photo -> crop) is adjusted to the scaled frame. ``note`` says
+    what was done (None when the photo is used as it is). Raises ValueError for a frame beyond H.264's
+    largest level, or a photo too small to paste into.
+    """
+    h, w = photo.shape[:2]
+    if max_size < 0:
+        raise ValueError(f"max size must be 0 (no cap) or a number of pixels, got {max_size}")
+    scale = min(1.0, max_size / max(h, w)) if max_size else 1.0
+    nw, nh = (w - w % 2, h - h % 2) if scale == 1.0 else (2 * round(w * scale / 2), 2 * round(h * scale / 2))
+    if min(nw, nh) < 2:
+        raise ValueError(f"{name}: too small ({w}x{h}) to paste back into; use a larger photo or a larger max size")
+    problem = _h264_problem(nw, nh)
+    if problem is not None:
+        raise ValueError(f"{name}: a pasted-back video of {problem}; scale it down (--max-size 1920, the default)")
+    if scale == 1.0:
+        return photo[:nh, :nw], np.asarray(matrix, np.float64), None
+    resample = Image.Resampling.LANCZOS
+    background = np.asarray(Image.fromarray(np.ascontiguousarray(photo)).resize((nw, nh), resample))
+    sx, sy = w / nw, h / nh  # scaled frame -> photo, pixel centres kept
+    to_photo = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5]])
+    note = (f"{name} is {w}x{h}: the pasted-back video is scaled to {nw}x{nh} (longer side <= {max_size}); "
+            "pass --max-size 0 for the full size")
+    return background, compose(np.asarray(matrix, np.float64), to_photo), note

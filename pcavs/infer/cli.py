@@ -40,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--face-index", type=int, default=0, metavar="K",
                      help="which face of the photo: 0 = largest (default), 1 = next, ...")
     gen.add_argument("--paste-back", action="store_true",
-                     help="blend the generated face into the full identity photo (output has the photo's size)")
+                     help="blend the generated face into the full identity photo (output has the photo's size, "
+                          "longer side capped by --max-size)")
+    gen.add_argument("--max-size", type=int, default=1920, metavar="PX",
+                     help="--paste-back: scale the video so its longer side is at most PX (default 1920; 0: the "
+                          "photo's size, refused beyond H.264's largest level, 8192x4352)")
     gen.add_argument("--precision", choices=PRECISIONS, default="fp32",
                      help="bf16: autocast, about 1.7x faster on CPU, max |diff| about 1e-3 (default fp32)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the generator noise (default 0)")
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 mouth_weight=args.mouth_weight,
                 batch_size=args.batch_size,
                 paste_back=args.paste_back,
+                max_size=args.max_size,
                 seed=args.seed,
                 noise=args.noise,
                 precision=args.precision,

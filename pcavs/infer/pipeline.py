@@ -51,6 +51,7 @@ from pcavs.checkpoint import (
     read_config,
 )
 from pcavs.face import FaceAnalyzer, FaceNotFoundError, align_face, default_analyzer, paste_back
+from pcavs.face.paste import PASTE_BACK_MAX_SIZE, fit_paste_back
 from pcavs.media import (
     MediaError,
     VideoInfo,
@@ -282,6 +283,7 @@ class GenerationOptions:
     progress: bool = False  # tqdm bar on stderr
     pose_face_index: int = 0  # which face the pose-video tracker follows (0 = largest)
     max_gap: int = 12  # longest run of face-less pose frames that is interpolated
+    max_size: int = PASTE_BACK_MAX_SIZE  # paste-back: longest output side (0: the photo's size)
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -292,6 +294,8 @@ class GenerationOptions:
             raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.mouth_weight is not None and not np.isfinite(self.mouth_weight):
             raise InputError(f"mouth weight must be a finite number, got {self.mouth_weight!r}")
+        if self.max_size < 0:
+            raise InputError(f"max size must be 0 (no cap) or a number of pixels, got {self.max_size}")
         if self.max_gap < 0 or self.pose_face_index < 0:
             raise InputError("max_gap and pose_face_index must be >= 0")
 
@@ -455,16 +459,22 @@ class TalkingFacePipeline:
         opts = options or GenerationOptions()
         out = check_output_path(output)
         model = self.model
-        h, w = inputs.identity.shape[:2]
-        # paste-back output is the photo, cut to even sizes (yuv420p); otherwise the model's crop
-        size = (h - h % 2, w - w % 2) if opts.paste_back else (self.image_size, self.image_size)
-        if min(size) < 2:
-            raise InputError(f"{inputs.identity_name}: the photo is too small ({w}x{h}) to paste back into")
-        background = inputs.identity[: size[0], : size[1]] if opts.paste_back else None
+        # paste-back output is the photo (longer side capped at opts.max_size, even sizes); otherwise the crop
+        size = (self.image_size, self.image_size)
+        background, paste_note = None, None
         weight = model.cfg.mouth_weight if opts.mouth_weight is None else opts.mouth_weight
         t0 = time.perf_counter()
         with torch.inference_mode():
             crop, matrix = self.align_identity(inputs)
+            if opts.paste_back:
+                try:
+                    background, matrix, paste_note = fit_paste_back(inputs.identity, matrix, opts.max_size,
+                                                                    inputs.identity_name)
+                except ValueError as exc:
+                    raise InputError(str(exc)) from None
+                size = background.shape[:2]
+                if paste_note:
+                    warnings.warn(paste_note, InputWarning, stacklevel=2)
             identity = model.encode_identity(images_to_tensor(crop[None], self.device))  # once per video
             mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
             rng = torch.Generator(device=self.device).manual_seed(opts.seed)
@@ -511,7 +521,7 @@ class TalkingFacePipeline:
             pose_source_frames=poses.source_frames if isinstance(poses, StreamedPose) else None,
             av_offset_ms=mean_off,
             av_offset_max_ms=max_off,
-            warnings=list(inputs.warnings),
+            warnings=list(inputs.warnings) + ([paste_note] if paste_note else []),
         )
 
 
