@@ -201,8 +201,8 @@ def _track(n: int = 50, **arrays: np.ndarray):
 
     base = {"time": np.arange(n) / 25, "landmarks": np.zeros((n, 68, 2)), "matrix": np.zeros((n, 2, 3)),
             "align": np.zeros((n, 2, 3)), "angles": np.zeros((n, 3)), "score": np.ones(n),
-            "filled": np.zeros(n, bool), "shot": np.zeros(n, int)}
-    return PoseTrack(**{**base, **arrays}, meta={"fps": 25, "crop_size": 64, "source": "x.mp4"})
+            "filled": np.zeros(n, bool), "shot": np.zeros(n, int), "frame": np.arange(n), "source": np.zeros(n, int)}
+    return PoseTrack(**{**base, **arrays}, meta={"fps": 25, "crop_size": 64, "sources": ["x.mp4"]})
 
 
 def test_check_finds_gaps_cuts_profiles_and_weak_frames() -> None:
@@ -253,3 +253,55 @@ def test_pose_check_show_and_csv_cli(driver: tuple[Path, np.ndarray], tmp_path: 
     bad.write_bytes(b"not a zip")
     r = run("check", str(bad))
     assert r.returncode == 2 and "truncated or not an .npz" in r.stderr
+
+
+def test_edits_trim_retime_smooth_mirror_and_meta() -> None:
+    from pcavs.posetrack import apply_code_edits
+    from pcavs.posetrack.codes import loop_index
+    from pcavs.posetrack.edit import TrackEdit, edit_track
+
+    n = 50
+    angles = np.zeros((n, 3))
+    angles[:, 0] = np.arange(n)  # yaw ramps 0..49
+    angles[:, 2] = 5.0
+    t = _track(n, angles=angles)
+    t.codes["h"] = np.stack([np.arange(n), np.zeros(n)], 1).astype(np.float32)
+    trimmed = edit_track(t, TrackEdit(trim=(0.4, 1.2)))  # frames 10..29
+    assert len(trimmed) == 20 and trimmed.frame[0] == 10 and trimmed.codes["h"][0, 0] == 10
+    fast = edit_track(t, TrackEdit(speed=2.0))
+    assert len(fast) == 25 and np.allclose(fast.angles[:, 0], np.arange(0, 50, 2))
+    slow = edit_track(t, TrackEdit(speed=0.5))
+    assert len(slow) == 99 and slow.angles[1, 0] == pytest.approx(0.5) and slow.codes["h"][3, 0] == pytest.approx(1.5)
+    held = edit_track(t, TrackEdit(offset=0.2))  # 5 frames of the first pose, then the motion
+    assert len(held) == 55 and np.all(held.angles[:6, 0] == 0) and held.angles[6, 0] == 1
+    jitter = angles.copy()
+    jitter[::2, 1] += 4.0
+    smooth = edit_track(_track(n, angles=jitter), TrackEdit(smooth=2.0))
+    assert np.abs(np.diff(smooth.angles[:, 1])).mean() < 0.2 * np.abs(np.diff(jitter[:, 1])).mean()
+    mirrored = edit_track(t, TrackEdit(mirror=True))
+    assert mirrored.meta["mirror"] and not mirrored.codes
+    assert mirrored.angles[3, 0] == -3 and mirrored.angles[0, 2] == -5
+    e = edit_track(t, TrackEdit(amplitude=0.5, start_from_photo=True, loop="hold"))
+    assert e.meta["edits"] == ["amplitude 0.5", "start_from_photo True", "loop hold"]
+    codes = apply_code_edits(t.codes["h"], e.meta, still=np.array([100.0, 1.0]))
+    assert codes[0].tolist() == [100.0, 1.0] and codes[10, 0] - codes[0, 0] == pytest.approx(5.0)  # half the motion
+    assert [loop_index(k, 3, "pingpong") for k in range(6)] == [0, 1, 2, 1, 0, 1]
+    assert [loop_index(k, 3, "repeat") for k in range(5)] == [0, 1, 2, 0, 1]
+    assert [loop_index(k, 3, "hold") for k in range(5)] == [0, 1, 2, 2, 2]
+
+
+def test_concat_and_crossfade() -> None:
+    from pcavs.posetrack import TrackFileError
+    from pcavs.posetrack.edit import concat_tracks
+
+    a, b = _track(20), _track(10)
+    a.codes["h"] = np.zeros((20, 2), np.float32)
+    b.codes["h"] = np.ones((10, 2), np.float32)
+    joined = concat_tracks(a, b)
+    assert len(joined) == 30 and joined.meta["sources"] == ["x.mp4", "x.mp4"] and joined.source[20] == 1
+    assert joined.shot[20] == 1 and joined.codes["h"][19, 0] == 0 and joined.codes["h"][20, 0] == 1
+    faded = concat_tracks(a, b, crossfade=4)
+    assert len(faded) == 26
+    np.testing.assert_allclose(faded.codes["h"][15:21, 0], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)
+    with pytest.raises(TrackFileError, match="cache them in both tracks"):
+        concat_tracks(_track(20), _track(10), crossfade=4)

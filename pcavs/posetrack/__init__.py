@@ -4,8 +4,9 @@
 :mod:`pcavs.posetrack.file`); ``--crops`` also writes the aligned crops the pose encoder reads.
 """
 
-from .extract import extract_track, track_crops
+from .codes import TrackCodes, apply_code_edits, track_codes
+from .extract import add_codes, extract_track
 from .file import TRACK_FORMAT, TRACK_VERSION, PoseTrack, TrackFileError, encoder_hash, load_track
 
-__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "encoder_hash", "extract_track",
-           "load_track", "track_crops"]
+__all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackCodes", "TrackFileError", "add_codes",
+           "apply_code_edits", "encoder_hash", "extract_track", "load_track", "track_codes"]

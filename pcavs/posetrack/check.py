@@ -66,7 +66,7 @@ def check_track(track: PoseTrack, *, model_family: str = "small", source_fps: fl
     out = TrackCheck()
     shots = int(track.shot.max()) + 1 if n else 0
     yaw, pitch, roll = (track.angles[:, k] for k in range(3))
-    out.summary.append(f"{track.meta.get('source', 'track')}: {n} frames at {fps:g} fps ({n / fps:.2f} s), "
+    out.summary.append(f"{track.name}: {n} frames at {fps:g} fps ({n / fps:.2f} s), "
                        f"{shots} shot(s), {int(track.filled.sum())} filled frame(s)")
     out.summary.append(f"angles (deg): yaw {yaw.min():+.1f}..{yaw.max():+.1f}, pitch {pitch.min():+.1f}.."
                        f"{pitch.max():+.1f}, roll {roll.min():+.1f}..{roll.max():+.1f}")

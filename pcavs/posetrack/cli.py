@@ -1,4 +1,4 @@
-"""``pcavs pose ...``: head-motion tracks (``extract``, ``check``, ``show``, ``export-csv``)."""
+"""``pcavs pose ...``: head-motion tracks (``extract``, ``check``, ``show``, ``edit``, ``export-csv``)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="PNG to write")
     p.add_argument("--no-crops", action="store_true", help="plot only (no contact sheet from the video)")
     p.set_defaults(pose_func=run_show)
+
+    p = actions.add_parser(
+        "edit", help="trim, retime, loop, smooth, scale, mirror or join tracks -> a new track",
+        description="Edit a pose track. Frame edits (trim, offset, speed, smoothing, concatenation) change the "
+                    "rows; code edits (amplitude, start from the photo's pose) and the loop mode are recorded "
+                    "and applied when `pcavs generate --pose OUT.npz` makes the pose codes.")
+    p.add_argument("track", help="track file (.npz)")
+    p.add_argument("-o", "--output", required=True, help="track file to write (.npz)")
+    p.add_argument("--trim", default=None, metavar="START:END", help="keep START..END seconds")
+    p.add_argument("--offset", type=float, default=0.0, help="seconds: > 0 holds the first frame, < 0 skips")
+    p.add_argument("--speed", type=float, default=1.0, help="playback speed (2 = twice as fast)")
+    p.add_argument("--loop", choices=("pingpong", "repeat", "hold"), default=None,
+                   help="how the motion continues past the track's end (default pingpong)")
+    p.add_argument("--smooth", type=float, default=0.0, help="Gaussian smoothing, sigma in frames")
+    p.add_argument("--amplitude", type=float, default=None, help="motion strength around the mean pose (1 = as is)")
+    p.add_argument("--start-from-photo", action="store_true", default=None,
+                   help="shift the motion so that it starts from the photo's own pose")
+    p.add_argument("--mirror", action="store_true", help="flip the crops left-right (turns become mirrored)")
+    p.add_argument("--concat", default=None, metavar="OTHER.npz", help="append another track")
+    p.add_argument("--crossfade", type=int, default=0, help="frames of overlap with --concat (needs cached codes)")
+    p.add_argument("--weights", default=None, help="cache this model's pose codes first (needed by --crossfade)")
+    p.set_defaults(pose_func=run_edit)
 
     p = actions.add_parser("export-csv", help="track -> CSV of time, yaw, pitch, roll, filled, shot")
     p.add_argument("track", help="track file (.npz)")
@@ -99,6 +121,42 @@ def run_show(args: argparse.Namespace) -> int:
     track = _load_source(args.track)
     render_track(track, out, crops=not args.no_crops)
     print(f"wrote {out}: {len(track)} frames")
+    return 0
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    from pcavs.infer.sources import InputError
+    from pcavs.posetrack import load_track
+    from pcavs.posetrack.edit import TrackEdit, concat_tracks, edit_track
+
+    out = _output(args.output, ".npz")
+    trim = None
+    if args.trim:
+        try:
+            a, b = (float(v) for v in args.trim.split(":"))
+        except ValueError:
+            raise InputError(f"--trim {args.trim!r}: expected START:END in seconds, e.g. 1.5:4") from None
+        trim = (a, b)
+    edit = TrackEdit(trim=trim, speed=args.speed, offset=args.offset, smooth=args.smooth, mirror=args.mirror,
+                     amplitude=args.amplitude, start_from_photo=args.start_from_photo, loop=args.loop)
+    track = load_track(args.track)
+    other = load_track(args.concat) if args.concat else None
+    if args.crossfade and other is None:
+        raise InputError("--crossfade needs --concat OTHER.npz")
+    if args.weights:
+        from pcavs.infer import TalkingFacePipeline
+        from pcavs.posetrack import add_codes
+
+        pipe = TalkingFacePipeline.from_pretrained(args.weights, device="cpu")
+        for t in (track, other):
+            if t is not None and pipe.pose_encoder_hash not in t.codes:
+                add_codes(t, pipe)
+    if other is not None:
+        track = concat_tracks(track, other, args.crossfade)
+    track = edit_track(track, edit)
+    track.save(out)
+    print(f"wrote {out}: {len(track)} frames ({len(track) / track.fps:.2f} s); edits: "
+          + ("; ".join(track.meta.get("edits", [])) or "none"))
     return 0
 
 

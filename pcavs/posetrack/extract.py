@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,10 @@ from pcavs.eval.pose import head_pose_sequence
 from pcavs.face import FaceAnalyzer, clip_crops, compose, crop_matrix, track_clip
 from pcavs.media import VideoWriter, probe_video, read_video_frames
 
-from .file import PoseTrack, TrackFileError
+from .codes import track_codes
+from .file import PoseTrack
 
-__all__ = ["CROP_POLICY", "add_codes", "extract_track", "track_crops"]
+__all__ = ["CROP_POLICY", "add_codes", "extract_track"]
 
 #: Name of the crop policy recorded in track files (:mod:`pcavs.face.clip`).
 CROP_POLICY = "official-clip"
@@ -58,31 +58,22 @@ def extract_track(
         score=track.scores,
         filled=track.filled,
         shot=track.shots,
-        meta={"fps": fps, "crop_size": size, "crop": CROP_POLICY, "source": str(Path(video)),
+        frame=np.arange(n),
+        source=np.zeros(n, np.int32),
+        meta={"fps": fps, "crop_size": size, "crop": CROP_POLICY, "sources": [str(Path(video))],
               "width": info.width, "height": info.height, "source_fps": info.source_fps,
               "source_frames": info.source_frames, "duration": info.duration},
     )
 
 
-def track_crops(track: PoseTrack, size: int, limit: int | None = None) -> Iterator[np.ndarray]:
-    """The ``size`` crops of a track's frames (up to ``limit``), read again from its source video."""
-    source = Path(str(track.meta.get("source", "")))
-    if not source.is_file():
-        raise TrackFileError(f"the track's source video {source} is not found, and the track holds no pose codes "
-                             "for this model; put the video back at that path, or pass the video as --pose")
-    n = len(track) if limit is None else min(limit, len(track))
-    return clip_crops(read_video_frames(source, fps=int(round(track.fps))), track.align[:n], size)
-
-
 def add_codes(track: PoseTrack, pipeline: Any) -> str:
     """Compute and cache in ``track`` the pose codes of ``pipeline``'s model (a
     :class:`pcavs.infer.TalkingFacePipeline`), exactly as generation computes them; returns their key."""
-    from pcavs.infer.pose import StreamedPose
     from pcavs.media import images_to_tensor
 
-    model, key = pipeline.model, pipeline.pose_encoder_hash
-    crops = track_crops(track, pipeline.image_size)
-    stream = StreamedPose(crops, lambda b: model.encode_pose(images_to_tensor(b, pipeline.device)).cpu())
+    model = pipeline.model
     with torch.inference_mode():
-        track.codes[key] = stream.codes(0, len(track)).numpy().astype(np.float32)
-    return key
+        codes = track_codes(track, lambda b: model.encode_pose(images_to_tensor(b, pipeline.device)),
+                            pipeline.image_size)
+    track.codes[pipeline.pose_encoder_hash] = codes
+    return pipeline.pose_encoder_hash

@@ -16,9 +16,13 @@ key           shape, dtype    meaning
 ``score``     (T,) f32        detector confidence; NaN where the frame had no detection
 ``filled``    (T,) bool       landmarks interpolated over a face-less gap (or held at an end)
 ``shot``      (T,) int32      shot index (a cut starts a new shot and a new crop similarity)
+``frame``     (T,) int32      the source video's frame (read at ``fps``) this row was cropped from
+``source``    (T,) int32      index into ``meta["sources"]`` (several after ``pcavs pose edit --concat``)
 ``meta``      () str          JSON: ``format`` ("pcavs-pose-track"), ``version`` (1), ``fps``,
-                              ``crop_size``, ``crop`` (the crop policy's name), ``source``,
-                              ``width``, ``height``, ``created_by``
+                              ``crop_size``, ``crop`` (the crop policy's name), ``sources``
+                              (video paths), ``width``, ``height``, ``created_by``; edits add
+                              ``loop`` (pingpong | repeat | hold), ``amplitude``, ``mirror``,
+                              ``start_from_photo`` and ``edits`` (what was done, in order)
 ``codes_H``   (T, P) f32      optional: pose codes of the model whose pose-encoder weights hash to
                               ``H`` (:func:`encoder_hash`, 16 hex digits); computed on demand for
                               other models, from the source video and ``matrix``
@@ -54,6 +58,8 @@ _ARRAYS = {  # key: (trailing shape, dtype)
     "score": ((), np.float32),
     "filled": ((), np.bool_),
     "shot": ((), np.int32),
+    "frame": ((), np.int32),
+    "source": ((), np.int32),
 }
 
 
@@ -89,6 +95,8 @@ class PoseTrack:
     score: np.ndarray
     filled: np.ndarray
     shot: np.ndarray
+    frame: np.ndarray
+    source: np.ndarray
     meta: dict[str, Any]
     codes: dict[str, np.ndarray] = field(default_factory=dict)  #: encoder hash -> (T, pose_dim) codes
 
@@ -111,6 +119,17 @@ class PoseTrack:
     @property
     def fps(self) -> float:
         return float(self.meta["fps"])
+
+    @property
+    def name(self) -> str:
+        """The source video(s), for messages."""
+        return ", ".join(map(str, self.meta.get("sources", ["pose track"])))
+
+    def select(self, rows: np.ndarray) -> PoseTrack:
+        """A track of the given rows (any order, repeats allowed); cached codes follow the rows."""
+        idx = np.asarray(rows, dtype=np.int64)
+        return PoseTrack(**{k: getattr(self, k)[idx] for k in _ARRAYS}, meta=dict(self.meta),
+                         codes={h: c[idx] for h, c in self.codes.items()})
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the ``.npz`` atomically; returns the path."""
@@ -155,7 +174,7 @@ def load_track(path: str | os.PathLike[str]) -> PoseTrack:
     missing = sorted(set(_ARRAYS) - set(data))
     if missing:
         raise TrackFileError(f"{p}: missing arrays {', '.join(missing)}; {redo}")
-    for key in ("fps", "crop_size"):
+    for key in ("fps", "crop_size", "sources"):
         if key not in meta:
             raise TrackFileError(f"{p}: 'meta' lacks {key!r}; {redo}")
     codes = {k[len("codes_"):]: v for k, v in data.items() if k.startswith("codes_")}

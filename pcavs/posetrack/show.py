@@ -9,31 +9,26 @@ from pathlib import Path
 import numpy as np
 
 from .check import LOW_SCORE, runs
-from .file import PoseTrack
+from .file import PoseTrack, TrackFileError
 
 __all__ = ["contact_sheet", "render_track"]
 
 
 def contact_sheet(track: PoseTrack, count: int = 8, size: int = 112) -> np.ndarray | None:
     """``count`` crops evenly spread over the track, side by side (None if the source video is missing)."""
-    from pcavs.face import compose, crop_matrix, invert_affine, warp_to_input
-    from pcavs.media import MediaError, read_video_frames
+    from pcavs.media import MediaError
 
-    source = Path(str(track.meta.get("source", "")))
-    if not source.is_file() or len(track) == 0:
+    from .codes import _crops
+
+    if len(track) == 0:
         return None
-    picks = set(np.linspace(0, len(track) - 1, min(count, len(track))).round().astype(int).tolist())
-    to_frame = invert_affine(crop_matrix(int(track.meta["crop_size"])))
-    tiles = []
+    picks = np.linspace(0, len(track) - 1, min(count, len(track))).round().astype(int)
+    sub = track.select(np.unique(picks))
     try:
-        for i, frame in enumerate(read_video_frames(source, fps=track.fps)):
-            if i >= len(track):
-                break
-            if i in picks:
-                tiles.append(warp_to_input(frame, compose(to_frame, track.matrix[i]), size))
-    except MediaError:
-        return None
-    return np.concatenate(tiles, 1) if tiles else None
+        tiles = dict(_crops(sub, size))
+    except (MediaError, TrackFileError):
+        return None  # the source video is gone: the plot alone
+    return np.concatenate([tiles[i] for i in range(len(sub))], 1)
 
 
 def render_track(track: PoseTrack, output: str | os.PathLike[str], *, crops: bool = True) -> Path:
@@ -65,7 +60,7 @@ def render_track(track: PoseTrack, output: str | os.PathLike[str], *, crops: boo
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("degrees")
-    ax.set_title(f"{track.meta.get('source', 'track')}: yaw > 0 turns to image left, pitch > 0 nods down, "
+    ax.set_title(f"{track.name}: yaw > 0 turns to image left, pitch > 0 nods down, "
                  "roll > 0 is clockwise", fontsize=9)
     ax.legend(loc="upper right", fontsize=8, ncols=6)
     ax.set_xlim(t[0] - dt, t[-1] + dt) if len(t) else None
