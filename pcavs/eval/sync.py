@@ -62,6 +62,7 @@ __all__ = [
     "audio_features",
     "contrastive_sync",
     "load_syncnet",
+    "measure_sync",
     "lse_from_features",
     "mfcc",
     "sliding_sync",
@@ -79,6 +80,7 @@ _SYNCNET_PAD_VALUE = 110  # run_pipeline.py pads frames with this grey before cr
 _MEDIAN_KERNEL = 13  # run_pipeline.py smooths box centre and size with this median filter
 
 if TYPE_CHECKING:
+    from pcavs.eval.syncexpert import SyncExpert
     from pcavs.model import PCAVS
 
 EncodeFn = Callable[[Tensor], Tensor]
@@ -97,6 +99,9 @@ class SyncResult:
     confidence: float  # best score minus the median score over shifts
     scores: np.ndarray  # (2K+1,), index i is shift i - K
     max_shift: int
+    reliable: bool = True  # False: confidence below the expert's calibrated threshold, offset not to be used
+    expert: str = ""  # which sync expert measured it
+    threshold: float | None = None  # the expert's threshold on the confidence
 
     @property
     def shifts(self) -> np.ndarray:
@@ -108,6 +113,21 @@ def contrastive_sync(audio: np.ndarray, visual: np.ndarray, max_shift: int = MAX
     scores = sync_scores(audio, visual, max_shift)
     offset, conf = sync_offset_from_scores(scores)
     return SyncResult(offset, conf, scores, max_shift)
+
+
+def measure_sync(expert: ContrastiveSync | SyncExpert, wave: np.ndarray, visual: np.ndarray,
+                 max_shift: int = MAX_SHIFT) -> tuple[SyncResult, np.ndarray, np.ndarray]:
+    """Whole-video sync of ``visual`` (the expert's ``visual_features`` rows) against a 16 kHz wave.
+
+    Returns the result (``reliable`` False when the confidence is below the expert's threshold) and
+    the per-frame audio and video embeddings it came from (for :func:`sliding_sync`).
+    """
+    v = expert.embed(visual)
+    a = expert.audio_features(wave, len(v))
+    res = contrastive_sync(a, v, max_shift)
+    res.expert, res.threshold = expert.name, expert.threshold
+    res.reliable = expert.threshold is None or res.confidence >= expert.threshold
+    return res, a, v
 
 
 @dataclass
@@ -201,8 +221,14 @@ class ContrastiveSync:
     them to the model's input size.
     """
 
-    def __init__(self, model: PCAVS, device: str | torch.device | None = None, batch_size: int = 32) -> None:
+    def __init__(self, model: PCAVS, device: str | torch.device | None = None, batch_size: int = 32,
+                 threshold: float | None = None) -> None:
         self.model = model.eval()
+        official = model.cfg.name == "official"
+        # official weights: PC-AVS's own sync stage (A_sync + E's mouth head), trained on real faces
+        own = "official" if official else f"{model.cfg.name} model's"
+        self.name = f"{own} A_sync + mouth embedding"
+        self.threshold = threshold
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model.to(self.device)
         self.batch_size = batch_size
@@ -211,6 +237,10 @@ class ContrastiveSync:
     def audio_features(self, wave: np.ndarray, num_frames: int) -> np.ndarray:
         """``(num_frames, D)`` speech content of the 16 kHz waveform, one row per video frame."""
         return audio_features(self.model.encode_audio, wave, num_frames, self.batch_size, self.device)
+
+    def embed(self, visual: np.ndarray) -> np.ndarray:
+        """Per-frame embeddings from :meth:`visual_features` rows: they already are."""
+        return np.asarray(visual, dtype=np.float64)
 
     def visual_features(self, crops: np.ndarray) -> np.ndarray:
         """``(B, D)`` visual speech content of aligned face crops ``(B, S, S, 3)`` uint8."""

@@ -1,0 +1,382 @@
+"""A small SyncNet-style sync expert trained on SynthTalk, and its training (``pcavs train-sync``).
+
+The built-in (SynthTalk) PC-AVS model's own audio and mouth encoders do not measure sync: they were
+trained to drive a generator, and on clips rendered with other seeds their offset curve peaks at
+random shifts. This expert is trained for sync alone, as SyncNet is trained apart from Wav2Lip:
+
+* **video**: 5 consecutive mouth crops (frames ``t-2 .. t+2``, gray, 32x48) cut from a fixed box of
+  the official aligned face crop (the alignment pins the mouth, so the box holds it in every frame);
+* **audio**: the project's mel window of frame ``t`` (:func:`pcavs.audio.mel_windows`, rows
+  ``[4(t-2), 4(t-2)+20)``: the same 200 ms the 5 frames span);
+* both map to 64-d unit vectors; frame ``t``'s score at shift ``k`` is ``cos(video[t], audio[t+k])``.
+
+Training (:func:`train_sync_expert`) is an InfoNCE over shifts: for each video window the right audio
+must beat the audio 1..6 frames either way (hard negatives: what teaches an offset) and the audio of
+the other clips in the batch (random negatives). The per-shift mean of the cosine over a video is then
+the offset curve of :func:`pcavs.eval.sync.contrastive_sync`; the confidence is its peak minus its
+median, and a curve whose confidence is below the expert's calibrated threshold (stored in its
+``config.json``) gives no offset: "unreliable".
+
+Offset sign (the whole project's): ``+k`` means the mouth at frame ``t`` matches the sound at frame
+``t + k``, i.e. the sound comes ``k`` frames late (delay the audio by 3 frames and the offset is +3).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from pcavs.audio import mel_windows, melspectrogram
+from pcavs.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, _atomic
+
+__all__ = [
+    "BUILTIN_SYNC_EXPERT",
+    "MOUTH_BOX",
+    "SyncExpert",
+    "SyncExpertNet",
+    "load_sync_expert",
+    "mouth_crops",
+    "render_training_clip",
+    "save_sync_expert",
+    "train_sync_expert",
+]
+
+FORMAT = "pcavs-sync-expert"
+FORMAT_VERSION = 1
+#: The shipped expert (trained on SynthTalk seeds 7100+, see README "Lip sync").
+BUILTIN_SYNC_EXPERT = Path(__file__).resolve().parent.parent / "assets" / "weights" / "synthtalk-sync"
+#: Mouth box (x0, y0, x1, y1) in the 224 px official aligned crop; the mouth corners of SynthTalk faces
+#: span x 88..136, y 126..159 there (pinned by the alignment), so the box keeps a margin on every side.
+MOUTH_BOX = (64, 104, 160, 168)
+MOUTH_H, MOUTH_W = 32, 48
+STACK = 5  # frames per video window: t-2 .. t+2, the span of the 20-row mel window
+_HALF = STACK // 2
+
+
+def mouth_crops(crops: np.ndarray) -> np.ndarray:
+    """``(B, 32, 48)`` uint8 gray mouth images from aligned face crops ``(B, S, S, 3)`` (any S)."""
+    s = crops.shape[1] / 224.0
+    box = tuple(int(round(v * s)) for v in MOUTH_BOX)
+    out = np.empty((len(crops), MOUTH_H, MOUTH_W), np.uint8)
+    for i, c in enumerate(crops):
+        im = Image.fromarray(np.ascontiguousarray(c)).convert("L").crop(box)
+        out[i] = np.asarray(im.resize((MOUTH_W, MOUTH_H), Image.BOX))
+    return out
+
+
+def _stacks(mouths: Tensor, frames: Tensor) -> Tensor:
+    """``(N, 5, H, W)`` stacks of frames ``f-2..f+2`` (indices clamped at the ends) from ``(T, H, W)``."""
+    t = mouths.shape[0]
+    idx = (frames[:, None] + torch.arange(-_HALF, _HALF + 1, device=frames.device)[None]).clamp(0, t - 1)
+    return mouths[idx]
+
+
+def _conv(cin: int, cout: int, stride: int | tuple[int, int] = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class SyncExpertNet(nn.Module):
+    """Video ``(B, 5, 32, 48)`` and audio ``(B, 1, 80, 20)`` encoders into one unit-norm space."""
+
+    def __init__(self, width: int = 16, dim: int = 64) -> None:
+        super().__init__()
+        w = width
+        self.video = nn.Sequential(*_conv(STACK, w), *_conv(w, 2 * w, 2), *_conv(2 * w, 4 * w, 2),
+                                   *_conv(4 * w, 4 * w, 2), nn.AdaptiveAvgPool2d((4, 6)), nn.Flatten(),
+                                   nn.Linear(4 * w * 24, dim))
+        self.audio = nn.Sequential(*_conv(1, w), *_conv(w, 2 * w, 2), *_conv(2 * w, 4 * w, 2),
+                                   *_conv(4 * w, 4 * w, (2, 1)), nn.AdaptiveAvgPool2d((5, 5)), nn.Flatten(),
+                                   nn.Linear(4 * w * 25, dim))
+
+    def embed_video(self, stacks: Tensor) -> Tensor:
+        """uint8-range stacks (float or uint8) -> unit vectors; each stack is centred on its own mean
+        level so lighting and skin tone do not matter, only the mouth's shape and motion."""
+        x = stacks.float() / 255.0
+        x = (x - x.mean(dim=(1, 2, 3), keepdim=True)) / 0.2
+        return F.normalize(self.video(x), dim=1)
+
+    def embed_audio(self, windows: Tensor) -> Tensor:
+        return F.normalize(self.audio(windows.float()), dim=1)
+
+
+@dataclass
+class SyncExpert:
+    """A loaded expert with the interface :func:`pcavs.eval.evaluate.scan_video` uses for sync.
+
+    ``visual_features`` returns per-frame mouth images (flattened), not embeddings: the video encoder
+    needs 5 neighbouring frames, so :meth:`embed` turns the whole sequence into per-frame embeddings.
+    """
+
+    net: SyncExpertNet
+    threshold: float  # calibrated confidence below which the offset is "unreliable"
+    name: str = "synthtalk-sync"
+    device: torch.device = torch.device("cpu")
+    batch_size: int = 64
+
+    def visual_features(self, crops: np.ndarray) -> np.ndarray:
+        return mouth_crops(crops).reshape(len(crops), -1).astype(np.float64)
+
+    def embed(self, visual: np.ndarray) -> np.ndarray:
+        """``(T, 64)`` per-frame video embeddings from :meth:`visual_features` rows ``(T, 32*48)``."""
+        mouths = torch.from_numpy(np.asarray(visual, np.float32).reshape(-1, MOUTH_H, MOUTH_W)).to(self.device)
+        out = []
+        with torch.inference_mode():
+            for s in range(0, mouths.shape[0], self.batch_size):
+                f = torch.arange(s, min(s + self.batch_size, mouths.shape[0]), device=self.device)
+                out.append(self.net.embed_video(_stacks(mouths, f)).cpu().numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 64))
+
+    def audio_features(self, wave: np.ndarray, num_frames: int) -> np.ndarray:
+        """``(num_frames, 64)`` audio embeddings, frame ``t`` from the project's mel window of frame ``t``."""
+        mel = melspectrogram(np.asarray(wave, dtype=np.float32))
+        out = []
+        with torch.inference_mode():
+            for s in range(0, num_frames, self.batch_size):
+                win = mel_windows(mel, s, min(num_frames, s + self.batch_size)).to(self.device)
+                out.append(self.net.embed_audio(win).cpu().numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 64))
+
+
+def save_sync_expert(net: SyncExpertNet, folder: str | Path, meta: dict[str, Any]) -> Path:
+    """``model.safetensors`` + ``config.json`` (format ``pcavs-sync-expert``), written atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    cfg = {"format": FORMAT, "version": FORMAT_VERSION, **meta}
+    _atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT}))
+    _atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(cfg, indent=2) + "\n"))
+    return folder
+
+
+def load_sync_expert(folder: str | Path = BUILTIN_SYNC_EXPERT, device: str | torch.device = "cpu") -> SyncExpert:
+    """Load a sync expert folder strictly; errors name the file and what to do."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{path}: missing; a sync expert folder holds config.json and {WEIGHTS_FILE} "
+                              "(train one with pcavs train-sync)") from exc
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a sync expert config (format={meta.get('format')!r})")
+    net = SyncExpertNet(int(meta.get("width", 16)), int(meta.get("dim", 64)))
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except Exception as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE}: cannot be read as safetensors ({exc}); "
+                              "retrain with pcavs train-sync") from exc
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE}: does not match config.json ({str(exc)[:200]})") from exc
+    dev = torch.device(device)
+    return SyncExpert(net.to(dev).eval(), float(meta["threshold"]), str(meta.get("name", folder.name)), dev)
+
+
+# ------------------------------------------------------------------------------------------ data
+def render_training_clip(seed: int, index: int, seconds: float = 4.0, jitter: bool = True
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """One SynthTalk clip as ``(mouths (T, 32, 48) uint8, audio (samples,) float32 at 16 kHz)``.
+
+    Rendered in memory (no video encoding) with the dataset's own per-clip seeds
+    (:func:`pcavs.synth.dataset.plan_clips` with 2 clips per identity), aligned with the official
+    alignment of the ground-truth landmarks. ``jitter`` moves the alignment per clip (+-4 px, +-6 %
+    scale, +-3 deg) and per frame (0.7 px), as a landmark tracker on a real video would.
+    """
+    import dataclasses
+
+    from pcavs.face.align import align_face
+    from pcavs.synth import render_iter, sample_background, sample_identity, sample_pose, speech_clip
+    from pcavs.synth.dataset import FPS, plan_clips
+    from pcavs.synth.speech import random_voice
+
+    spec = plan_clips(index // 2 + 1, 2, seconds, 224, seed)[index]
+    ident = dataclasses.replace(sample_identity(spec.identity_seed), **sample_background(spec.background_seed))
+    audio, _ = speech_clip(spec.speech_seed, spec.seconds, voice=random_voice(np.random.default_rng(spec.voice_seed)))
+    n = int(round(spec.seconds * FPS))
+    rng = np.random.default_rng([seed, index, 99])
+    scale, ang = rng.uniform(0.94, 1.06), math.radians(rng.uniform(-3, 3))
+    shift = rng.uniform(-4, 4, 2)
+    rot = scale * np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+    crops = []
+    for frame, gt in render_iter(ident, sample_pose(spec.pose_seed, n, fps=FPS), audio, spec.size,
+                                 blink_seed=spec.blink_seed):
+        lm = np.asarray(gt["landmarks"], dtype=np.float64)
+        if jitter:
+            c = lm.mean(axis=0)
+            lm = (lm - c) @ rot.T + c + shift + rng.normal(0, 0.7, 2)
+        crops.append(align_face(frame, lm, 224)[0])
+    return mouth_crops(np.stack(crops)), np.asarray(audio, np.float32)
+
+
+def _cache_clips(cache: Path, seed: int, count: int, seconds: float, log: Any) -> list[Path]:
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        p = cache / f"seed{seed}_{i:04d}.npz"
+        if not p.exists():
+            mouths, audio = render_training_clip(seed, i, seconds)
+            mel = melspectrogram(audio).numpy().astype(np.float32)
+            tmp = p.with_name(p.name + ".tmp.npz")
+            np.savez(tmp, mouths=mouths, mel=mel)
+            tmp.replace(p)
+            log(f"cached {p.name} ({i + 1}/{count})")
+        paths.append(p)
+    return paths
+
+
+def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Per-stack contrast/brightness, blur-like noise: the H.264 encode and other renderers."""
+    b = x.shape[0]
+    gain = torch.empty(b, 1, 1, 1).uniform_(0.7, 1.3, generator=gen)
+    bias = torch.empty(b, 1, 1, 1).uniform_(-30, 30, generator=gen)
+    noise = torch.randn(x.shape, generator=gen) * torch.empty(b, 1, 1, 1).uniform_(0, 6, generator=gen)
+    return (x * gain + bias + noise).clamp(0, 255)
+
+
+def train_sync_expert(out: str | Path, cache: str | Path = "data/sync_expert", seed: int = 7100,
+                      clips: int = 60, val_clips: int = 10, seconds: float = 4.0, steps: int = 300,
+                      batch: int = 96, max_shift: int = 5, lr: float = 2e-3, temperature: float = 0.07,
+                      log: Any = print) -> dict[str, Any]:
+    """Render/cache SynthTalk clips, train the expert, calibrate its threshold, save it to ``out``.
+
+    Training clips come from ``seed``, calibration clips from ``seed + 1`` (held out). The
+    threshold is calibrated on the held-out clips with audio delayed by -5..+5 frames: it is the
+    smallest confidence above which at least 97 % of those clips' offsets are within 1 frame (at least
+    the largest confidence of a wrong offset's curve is not required: a few errors are tolerated).
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    train = [np.load(p) for p in _cache_clips(Path(cache), seed, clips, seconds, log)]
+    val = [np.load(p) for p in _cache_clips(Path(cache), seed + 1, val_clips, seconds, log)]
+    log(f"data ready in {time.time() - t0:.0f} s")
+    mouths = [torch.from_numpy(d["mouths"]).float() for d in train]
+    windows = [mel_windows(torch.from_numpy(d["mel"]), 0, d["mouths"].shape[0]) for d in train]
+    net = SyncExpertNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    history = []
+    net.train()
+    length = 12  # consecutive anchor frames per clip: their shifted audio windows overlap, so are shared
+    per = max(2, batch // length)
+    for step in range(steps):
+        ci = torch.randint(len(train), (per,), generator=gen)
+        vids, auds = [], []
+        for c in ci.tolist():
+            t = mouths[c].shape[0]
+            f0 = int(torch.randint(max_shift, t - length - max_shift + 1, (1,), generator=gen))
+            vids.append(_stacks(mouths[c], torch.arange(f0, f0 + length)))
+            auds.append(windows[c][f0 - max_shift : f0 + length + max_shift])
+        v = net.embed_video(_augment(torch.cat(vids), gen)).view(per, length, -1)
+        a = net.embed_audio(torch.cat(auds)).view(per, length + 2 * max_shift, -1)
+        # own[c, l, j]: video frame f0+l against audio frame f0+l+j-K (hard negatives at j != K)
+        band = torch.stack([a[:, j : j + length] for j in range(2 * max_shift + 1)], dim=2)
+        own = torch.einsum("cld,cljd->clj", v, band).reshape(per * length, -1)
+        vf, af = v.reshape(per * length, -1), a[:, max_shift : max_shift + length].reshape(per * length, -1)
+        cross = vf @ af.T  # the other clips' in-sync audio: random negatives
+        clip_of = torch.arange(per).repeat_interleave(length)
+        cross = cross.masked_fill(clip_of[:, None] == clip_of[None], float("-inf"))
+        logits = torch.cat([own, cross], dim=1) / temperature
+        loss = F.cross_entropy(logits, torch.full((per * length,), max_shift))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == steps - 1:
+            acc = float((own.argmax(1) == max_shift).float().mean())
+            history.append({"step": step, "loss": round(float(loss.detach()), 4), "frame_acc": round(acc, 3)})
+            log(f"step {step} loss {float(loss.detach()):.3f} frame acc {acc:.2f} ({time.time() - t0:.0f} s)")
+    net.eval()
+    expert = SyncExpert(net, threshold=0.0)
+    threshold, rows = calibrate(expert, val)
+    log(f"threshold {threshold:.4f}")
+    meta = {"name": Path(out).name, "width": 16, "dim": 64, "threshold": threshold,
+            "mouth_box": list(MOUTH_BOX), "stack": STACK, "train": {
+                "seed": seed, "clips": clips, "seconds": seconds, "steps": steps, "batch": batch,
+                "max_shift": max_shift, "lr": lr, "temperature": temperature,
+                "minutes": round((time.time() - t0) / 60, 1)},
+            "calibration": {"seed": seed + 1, "clips": val_clips, "shifts": list(range(-5, 6)), "rows": rows},
+            "history": history}
+    save_sync_expert(net, out, meta)
+    return meta
+
+
+def _delay(wave: np.ndarray, frames: int, sample_rate: int = 16000, fps: int = 25) -> np.ndarray:
+    """The audio delayed by ``frames`` (negative: advanced), same length: the sound comes late for > 0."""
+    n = frames * sample_rate // fps
+    if n >= 0:
+        return np.concatenate([np.zeros(n, wave.dtype), wave[: len(wave) - n]])
+    return np.concatenate([wave[-n:], np.zeros(-n, wave.dtype)])
+
+
+def calibrate(expert: SyncExpert, clips: list[Any], target: float = 0.97, max_shift: int = 15
+              ) -> tuple[float, list[list[float]]]:
+    """Threshold from held-out ``{"mouths", "mel"}`` clips with known shifts -5..+5 (see train)."""
+    from pcavs.eval.sync import contrastive_sync
+
+    rows = []
+    for d in clips:
+        t = d["mouths"].shape[0]
+        v = expert.embed(d["mouths"].reshape(t, -1))
+        mel = torch.from_numpy(d["mel"])
+        for k in range(-5, 6):
+            # delaying the sound by k frames = shifting the mel rows by 4k (0 = silence, as padded)
+            sm = torch.zeros_like(mel)
+            r = 4 * k
+            if r >= 0:
+                sm[r:] = mel[: mel.shape[0] - r]
+            else:
+                sm[:r] = mel[-r:]
+            with torch.inference_mode():
+                a = expert.net.embed_audio(mel_windows(sm, 0, t)).numpy()
+            res = contrastive_sync(a, v, max_shift)
+            rows.append([k, res.offset, res.confidence])
+    arr = np.array(rows)
+    ok = np.abs(arr[:, 1] - arr[:, 0]) <= 1
+    order = np.argsort(-arr[:, 2])
+    threshold = 0.0
+    # the lowest threshold whose kept set is >= target right
+    for j in range(1, len(order) + 1):
+        if ok[order[:j]].mean() >= target:
+            threshold = float(arr[order[j - 1], 2])
+    return threshold, [[int(a), int(b), round(float(c), 4)] for a, b, c in rows]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def add_arguments(p: Any) -> None:
+    """``pcavs train-sync``: options of :func:`train_sync_expert`."""
+    p.add_argument("-o", "--output", default=str(BUILTIN_SYNC_EXPERT), metavar="DIR",
+                   help="weights folder to write (default: the built-in pcavs/assets/weights/synthtalk-sync)")
+    p.add_argument("--cache", default="data/sync_expert", metavar="DIR",
+                   help="where rendered mouth crops + mel are cached (default: data/sync_expert)")
+    p.add_argument("--seed", type=int, default=7100,
+                   help="SynthTalk seed of the training clips; seed+1 gives the calibration clips (default: 7100)")
+    p.add_argument("--clips", type=int, default=60, help="training clips, 4 s each (default: 60)")
+    p.add_argument("--val-clips", type=int, default=10, help="held-out calibration clips (default: 10)")
+    p.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
+
+
+def run(args: Any) -> int:
+    if args.clips < 2 or args.val_clips < 1 or args.steps < 1:
+        import sys
+
+        print("pcavs train-sync: --clips must be >= 2, --val-clips and --steps >= 1", file=sys.stderr)
+        return 2
+    meta = train_sync_expert(args.output, cache=args.cache, seed=args.seed, clips=args.clips,
+                             val_clips=args.val_clips, steps=args.steps)
+    print(f"wrote {args.output} (threshold {meta['threshold']:.4f}, {meta['train']['minutes']} min)")
+    return 0
