@@ -370,3 +370,25 @@ def test_paste_back_capped_to_max_size(photo: np.ndarray, lm: np.ndarray) -> Non
     with pytest.raises(ValueError, match=r"6000x6000 is beyond H\.264's largest level .*140625"):
         fit_paste_back(huge, m, 0)
     assert fit_paste_back(huge, m)[0].shape == (1920, 1920, 3)
+
+
+def test_tracker_follows_a_rolled_face_without_full_frame_cnn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where HOG misses a rolled face, the window CNN and landmark following replace the whole-frame CNN."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "tracking.py"
+    spec = importlib.util.spec_from_file_location("bench_tracking", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    frames, mats = bench.make_video(40, (640, 360), roll_deg=50.0)
+    an = default_analyzer()
+    full = []
+    detect = type(an).detect
+    monkeypatch.setattr(type(an), "detect", lambda self, img, **k: full.append(1) or detect(self, img, **k))
+    tracker = FaceTracker(an, window=1, max_gap=1 << 30, keep_frames=False)
+    out = [r for f in frames for r in tracker.push(f)] + tracker.flush()
+    assert len(out) == 40 and not any(r.interpolated for r in out)
+    kinds = {r.box.detector for r in out if r.box is not None}
+    assert "landmarks" in kinds  # some frames were followed
+    assert len(full) <= 4, len(full)  # the old tracker searched the whole frame (CNN) on 13 of these 40

@@ -105,6 +105,14 @@ def as_rgb_uint8(img: Any) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def landmark_frame(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """``(centre x, centre y, spread)`` of 68 landmarks; the spread (RMS distance to the centre) is
+    unchanged by roll, so a box kept relative to it follows a rolling head."""
+    lm = np.asarray(landmarks, dtype=np.float64)
+    c = lm.mean(axis=0)
+    return float(c[0]), float(c[1]), float(np.sqrt(((lm - c) ** 2).sum(axis=1).mean()))
+
+
 def _resize(img: np.ndarray, factor: float) -> np.ndarray:
     h, w = img.shape[:2]
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
@@ -231,6 +239,31 @@ class FaceAnalyzer:
             for d in dets
             if d.confidence >= self.cnn_min_confidence
         ]
+
+    def detect_near(self, img: Any, prev: Box, margin: float = 0.75, *, cnn: bool = False) -> list[Box]:
+        """Faces in a window ``margin`` box sizes around ``prev`` (a tracker's search), largest first.
+
+        HOG runs without upsampling when the face is large enough for it (>= 64 px; 32-64 px: once): a
+        miss at 2 upsamplings costs 0.1 s in a 180 px window, 15x a miss without. ``cnn=True`` runs the
+        CNN instead, on the window scaled so the face is about 100 px: a few hundredths of a second where
+        the whole frame costs about 0.5 s.
+        """
+        img = as_rgb_uint8(img)
+        h, w = img.shape[:2]
+        mx, my = prev.width * margin, prev.height * margin
+        x0, y0 = int(max(prev.left - mx, 0)), int(max(prev.top - my, 0))
+        x1, y1 = int(min(prev.right + mx, w)), int(min(prev.bottom + my, h))
+        if x1 - x0 <= 8 or y1 - y0 <= 8:
+            return []
+        roi = np.ascontiguousarray(img[y0:y1, x0:x1])
+        if cnn:
+            factor = min(2.0, 100.0 / max(prev.width, 1.0))
+            boxes = self._cnn(_resize(roi, factor) if factor != 1.0 else roi, factor)
+        else:
+            levels = 0 if prev.width >= 64 else 1 if prev.width >= 32 else self.upsample_levels
+            boxes = self.with_options(upsample_levels=levels)._hog(roi, 1.0)
+        boxes.sort(key=lambda b: b.area, reverse=True)
+        return [b.scaled(1.0, x0, y0) for b in boxes]
 
     def detect_one(self, img: Any, *, face_index: int = 0, name: str | None = None) -> Box:
         """The ``face_index``-th largest face (0 = largest)."""
