@@ -15,11 +15,13 @@ the same frames with the matrices of :func:`ClipTrack.frame_matrices`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from .align import clip_frame_matrices, compose, crop_matrix, warp_to_input
 from .detect import FaceAnalyzer, FaceNotFoundError
@@ -89,6 +91,9 @@ def track_clip(
             filled.append(tf.interpolated)
             scores.append(float(tf.box.score) if tf.box is not None else float("nan"))
 
+    # a progress bar on long work (>= 10 s of video at 25 fps), on a terminal only (disable=None)
+    bar = tqdm(total=limit, desc=f"tracking {name}", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True,
+               disable=None if landmarks is None and limit is not None and limit >= 250 else True)
     try:
         for i, frame in enumerate(frames):
             if limit is not None and i >= limit:
@@ -97,12 +102,14 @@ def track_clip(
                 take(tracker.push(frame))
             else:
                 take(tracker.push_landmarks(landmarks[i] if i < len(landmarks) else None, frame))
+            bar.update(1)
         take(tracker.flush())
     except FaceLostError as exc:
         raise FaceLostError(f"{name}: {exc}", never_seen=exc.never_seen) from None
     except FaceNotFoundError as exc:
         raise FaceNotFoundError(f"{name}: {exc}") from None
     finally:
+        bar.close()
         close = getattr(frames, "close", None)  # a video decoder: release the file now, not at GC
         if close is not None:
             close()
