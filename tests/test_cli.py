@@ -70,3 +70,17 @@ def test_bad_command_line(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     assert re.search(message, err), err
     assert list(tmp_path.iterdir()) == []  # no folder named --help, no clips
+
+
+def test_generate_has_evaluate_tracking_options() -> None:
+    from pcavs.infer.pipeline import GenerationOptions, InputError
+
+    args = build_parser().parse_args(["generate", "--identity", "a.png", "--audio", "a.wav", "-o", "o.mp4",
+                                      "--detector", "hog", "--max-gap", "3", "--max-size", "0"])
+    assert (args.detector, args.max_gap, args.max_size) == ("hog", 3, 0)
+    evaluate = build_parser().parse_args(["evaluate", "x.mp4", "--detector", "hog"])
+    assert evaluate.detector == "hog"
+    with pytest.raises(InputError, match="unknown detector 'cnn'"):
+        GenerationOptions(detector="cnn")
+    with pytest.raises(InputError, match="max size must be 0"):
+        GenerationOptions(max_size=-1)

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--fps", type=int, default=25, help="output frame rate (default 25, the model's)")
     gen.add_argument("--face-index", type=int, default=0, metavar="K",
                      help="which face of the photo: 0 = largest (default), 1 = next, ...")
+    gen.add_argument("--detector", choices=("hog", "hog+cnn"), default="hog+cnn",
+                     help="pose video face tracking: hog+cnn (default: the CNN where HOG misses the face) or hog "
+                          "(faster, frontal faces only)")
     gen.add_argument("--max-gap", type=int, default=12, metavar="N",
                      help="pose video: longest run of face-less frames that is interpolated (default 12; "
                           "longer runs stop with an error naming the frames)")
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 fps=args.fps,
                 face_index=args.face_index,
                 max_gap=args.max_gap,
+                detector=args.detector,
                 mouth_weight=args.mouth_weight,
                 batch_size=args.batch_size,
                 paste_back=args.paste_back,

@@ -96,6 +96,7 @@ __all__ = [
 
 PoseMode = Literal["video", "still", "frontal", "self"]
 POSE_MODES: tuple[str, ...] = ("video", "still", "frontal", "self")
+DETECTORS: tuple[str, ...] = ("hog", "hog+cnn")  # pose-video tracking (as pcavs evaluate --detector)
 NOISE_MODES: tuple[str, ...] = ("random", "const", "none")
 
 #: Exceptions that mean "the user can fix this": the CLI prints them and exits with status 2.
@@ -284,6 +285,7 @@ class GenerationOptions:
     pose_face_index: int = 0  # which face the pose-video tracker follows (0 = largest)
     max_gap: int = 12  # longest run of face-less pose frames that is interpolated
     max_size: int = PASTE_BACK_MAX_SIZE  # paste-back: longest output side (0: the photo's size)
+    detector: str = "hog+cnn"  # pose-video tracking: hog (fast, frontal faces) or hog+cnn (CNN where HOG misses)
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -294,6 +296,8 @@ class GenerationOptions:
             raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if self.mouth_weight is not None and not np.isfinite(self.mouth_weight):
             raise InputError(f"mouth weight must be a finite number, got {self.mouth_weight!r}")
+        if self.detector not in DETECTORS:
+            raise InputError(f"unknown detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
         if self.max_size < 0:
             raise InputError(f"max size must be 0 (no cap) or a number of pixels, got {self.max_size}")
         if self.max_gap < 0 or self.pose_face_index < 0:
@@ -443,7 +447,8 @@ class TalkingFacePipeline:
             frames = src
         else:
             frames = list(src)  # a one-shot iterable of frames: the crop needs two passes
-        crops = tracked_crops(frames, size, analyzer=self.analyzer, name=inputs.pose_name or "pose video",
+        analyzer = self.analyzer.with_options(use_cnn=opts.detector == "hog+cnn")
+        crops = tracked_crops(frames, size, analyzer=analyzer, name=inputs.pose_name or "pose video",
                               face_index=opts.pose_face_index, max_gap=opts.max_gap,
                               landmarks=inputs.pose_landmarks, limit=inputs.num_frames)
 
