@@ -88,6 +88,36 @@ def astronaut(expert, out: Path, options: EvalOptions) -> list[dict]:
     return measure_video(expert, video, [-4, -2, 0, 2, 4], options)
 
 
+def calibrate_on_videos(expert_dir: str, out: Path, seed: int, clips: int, options: EvalOptions) -> float:
+    """Calibrate the expert's threshold on held-out clips measured as ``evaluate`` measures them (encoded
+    video, face tracker, aligned crops), with :func:`pcavs.eval.syncexpert.calibrate`'s rule; written
+    into the expert's config.json."""
+    from pcavs.audio import melspectrogram
+    from pcavs.eval.syncexpert import MOUTH_H, MOUTH_W, calibrate
+    from pcavs.synth.dataset import clip_done, plan_clips, write_clip
+
+    expert = load_sync_expert(expert_dir)
+    items = []
+    for spec in plan_clips((clips + 1) // 2, 2, 4.0, 224, seed)[:clips]:
+        if not clip_done(out, spec):
+            write_clip(out, spec)
+        video = str(out / spec.relpath.with_suffix(".mp4"))
+        track = track_video(video, options=options)
+        crops = np.stack([crop for _, crop in _analysed_frames(video, track, options.fps)])
+        mouths = expert.visual_features(crops).reshape(-1, MOUTH_H, MOUTH_W).astype(np.uint8)
+        items.append({"mouths": mouths, "mel": melspectrogram(read_audio(video)).numpy()})
+        print(f"calibration clip {spec.relpath}", flush=True)
+    threshold, rows = calibrate(expert, items)
+    cfg_path = Path(expert_dir) / "config.json"
+    meta = json.loads(cfg_path.read_text())
+    meta["threshold"] = threshold
+    meta["calibration"] = {"seed": seed, "clips": clips, "path": "H.264 clips, face tracker, aligned crops "
+                           "(benchmarks/sync_expert.py --calibrate)", "shifts": list(range(-5, 6)), "rows": rows}
+    cfg_path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"threshold {threshold:.4f} (seed {seed}, {clips} clips)")
+    return threshold
+
+
 def summary(rows: list[dict]) -> dict:
     kept = [r for r in rows if r["reliable"]]
     right = [r for r in kept if abs(r["offset"] - r["true"]) <= 1]
@@ -105,7 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--astronaut", action="store_true", help="also the astronaut photo driven by the built-in model")
     p.add_argument("--skip-synthtalk", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--calibrate", type=int, default=0, metavar="N",
+                   help="first calibrate the expert's threshold on N held-out clips of seed 7102 (rewrites its config)")
     args = p.parse_args(argv)
+    if args.calibrate:
+        opts = EvalOptions(embeddings=False)
+        calibrate_on_videos(args.expert, Path(args.out) / "seed7102", 7102, args.calibrate, opts)
     expert = load_sync_expert(args.expert)
     options = EvalOptions(embeddings=False)
     t0 = time.time()

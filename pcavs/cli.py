@@ -153,6 +153,8 @@ COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("pose", "head-motion tracks: extract what the pose encoder sees", "pcavs.posetrack.cli", "add_arguments", "run"),
     ("synth", "render SynthTalk talking-head videos with exact ground truth",
      "pcavs.synth.cli", "add_arguments", "run"),
+    ("train-sync", "train the SynthTalk lip-sync expert that evaluate and report measure sync with",
+     "pcavs.eval.syncexpert", "add_arguments", "run"),
 )
 
 

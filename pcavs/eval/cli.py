@@ -31,7 +31,13 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 def _add_common(p: argparse.ArgumentParser, *, weights_required: bool = False) -> None:
     p.add_argument("--weights", metavar="DIR", required=weights_required,
                    help="PC-AVS weights (pcavs folder or official latest_net_*.pth folder): enables the "
-                   "contrastive lip-sync offset and confidence")
+                   "lip-sync offset and confidence. Official weights measure it with their own A_sync + mouth "
+                   "embedding; any other weights with the SynthTalk sync expert (see --sync-expert). Offset "
+                   "sign: +k means the sound comes k frames late (delay the audio 3 frames: +3); below the "
+                   "expert's calibrated confidence the offset is reported as 'unreliable'")
+    p.add_argument("--sync-expert", metavar="DIR",
+                   help="sync expert folder (pcavs train-sync output) to measure lip sync with, instead of the "
+                   "built-in pcavs/assets/weights/synthtalk-sync; works without --weights")
     p.add_argument("--syncnet", metavar="PATH",
                    help="SyncNet weights (syncnet_v2.model from joonson/syncnet_python): adds LSE-D and LSE-C")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
@@ -59,11 +65,22 @@ def _sync_models(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     device = resolve_device(args.device)
     syncnet = SyncNetScorer.from_file(args.syncnet, device) if args.syncnet else None
-    sync = None
-    if getattr(args, "weights", None):
+    sync: Any = None
+    expert_dir = getattr(args, "sync_expert", None)
+    if getattr(args, "weights", None) and not expert_dir:
         from pcavs.checkpoint import load_model
 
-        sync = ContrastiveSync(load_model(args.weights, device=device), device)
+        model = load_model(args.weights, device=device)
+        if model.cfg.name == "official":  # trained on real faces: its own sync stage is the expert
+            sync = ContrastiveSync(model, device, threshold=getattr(args, "min_sync_confidence", 0.05))
+        else:
+            from pcavs.eval.syncexpert import BUILTIN_SYNC_EXPERT
+
+            expert_dir = BUILTIN_SYNC_EXPERT
+    if expert_dir:
+        from pcavs.eval.syncexpert import load_sync_expert
+
+        sync = load_sync_expert(expert_dir, device)
     return device, sync, syncnet
 
 

@@ -65,7 +65,7 @@ from pcavs.eval.sync import (
     SyncNetScorer,
     SyncResult,
     _smoothed_box_params,
-    contrastive_sync,
+    measure_sync,
     syncnet_boxes,
     syncnet_crop,
 )
@@ -580,6 +580,9 @@ class VideoScores:
     sync_offset: int | None = None  # frames; > 0: the sound comes later than the picture
     sync_offset_ms: float | None = None
     sync_confidence: float | None = None
+    sync_reliable: bool | None = None  # False: confidence below the expert's threshold, sync_offset is None
+    sync_expert: str | None = None  # which sync expert measured sync_offset / sync_confidence
+    sync_threshold: float | None = None  # that expert's calibrated confidence threshold
     lse_d: float | None = None
     lse_c: float | None = None
     syncnet_offset: int | None = None  # official SyncNet sign (vshift - argmin): > 0 means the sound is early
@@ -707,9 +710,14 @@ def evaluate_video(
 
     # --- sync
     if wave is not None and sync is not None and series.visual is not None:
-        res = contrastive_sync(sync.audio_features(wave, gen.num_frames), series.visual, options.max_shift)
-        scores.sync_offset, scores.sync_confidence = res.offset, res.confidence
-        scores.sync_offset_ms = res.offset * 1000.0 / options.fps
+        res = measure_sync(sync, wave, series.visual, options.max_shift)[0]
+        scores.sync_expert, scores.sync_reliable, scores.sync_confidence = res.expert, res.reliable, res.confidence
+        scores.sync_threshold = res.threshold
+        if res.reliable:  # below the expert's calibrated confidence the best shift is noise: no offset
+            scores.sync_offset, scores.sync_offset_ms = res.offset, res.offset * 1000.0 / options.fps
+        else:
+            notes.append(f"sync offset unreliable: confidence {res.confidence:.3f} is below the "
+                         f"{res.expert} expert's threshold {res.threshold:.3f}")
     if wave is not None and syncnet is not None:
         if series.syncnet_frames == 0:
             notes.append("SyncNet not run: no face was found to crop the lips from")
@@ -885,15 +893,19 @@ def aggregate(scores: Sequence[VideoScores]) -> dict[str, Any]:
 
 def format_table(scores: Sequence[VideoScores], summary: dict[str, Any] | None = None, width: int = 28) -> str:
     """Plain-text table: one row per video, metrics as columns, then the mean."""
-    shown = [m for m in METRICS if any(getattr(s, m[0]) is not None for s in scores)]
-    head = f"{'video':<{width}}" + "".join(f"{title:>9}" for _, title, _ in shown)
+    shown = [m for m in METRICS if any(getattr(s, m[0]) is not None or (m[0] == "sync_offset" and s.sync_reliable
+                                                                         is False) for s in scores)]
+    # the offset column is wider: it may say "unreliable"
+    head = f"{'video':<{width}}" + "".join(f"{title:>{11 if k == 'sync_offset' else 9}}" for k, title, _ in shown)
     lines = [head, "-" * len(head)]
 
-    def cell(v: Any, key: str) -> str:
+    def cell(v: Any, key: str, s: VideoScores | None = None) -> str:
+        if key == "sync_offset" and s is not None and s.sync_reliable is False:
+            return f"{'unreliable':>11}"
         if v is None:
-            return f"{'-':>9}"
+            return f"{'-':>{11 if key == 'sync_offset' else 9}}"
         if key == "sync_offset":
-            return f"{int(round(v)):>+9d}" if float(v).is_integer() else f"{v:>+9.2f}"
+            return f"{int(round(v)):>+11d}" if float(v).is_integer() else f"{v:>+11.2f}"
         return f"{v:>9.3f}" if abs(v) < 100 else f"{v:>9.1f}"
 
     for s in scores:
@@ -902,7 +914,7 @@ def format_table(scores: Sequence[VideoScores], summary: dict[str, Any] | None =
         if s.error is not None:
             lines.append(f"{name:<{width}}  failed: {s.error.splitlines()[0][:100]}")
             continue
-        lines.append(f"{name:<{width}}" + "".join(cell(getattr(s, k), k) for k, _, _ in shown))
+        lines.append(f"{name:<{width}}" + "".join(cell(getattr(s, k), k, s) for k, _, _ in shown))
     if summary is not None and len(scores) > 1:
         lines.append("-" * len(head))
         lines.append(f"{'mean':<{width}}" + "".join(cell(summary["mean"].get(k), k) for k, _, _ in shown))

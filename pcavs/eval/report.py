@@ -40,7 +40,7 @@ from pcavs.eval.evaluate import (
     track_video,
 )
 from pcavs.eval.metrics import csim
-from pcavs.eval.sync import ContrastiveSync, LSEResult, SlidingSync, SyncNetScorer, SyncResult, contrastive_sync
+from pcavs.eval.sync import ContrastiveSync, LSEResult, SlidingSync, SyncNetScorer, SyncResult, measure_sync
 from pcavs.eval.sync import sliding_sync as _sliding_sync
 from pcavs.face import FaceAnalyzer
 from pcavs.media import read_video_frames
@@ -144,9 +144,8 @@ def analyze_video(
         sim[found] = np.atleast_1d(csim(series.embeddings[found], id_emb))
     res, slide, lse = None, None, None
     if wave is not None and sync is not None and series.visual is not None:
-        feats = sync.audio_features(wave, track.num_frames)
-        res = contrastive_sync(feats, series.visual, options.max_shift)
-        slide = _sliding_sync(feats, series.visual, report_options.sync_window, options.max_shift)
+        res, feats, vis = measure_sync(sync, wave, series.visual, options.max_shift)
+        slide = _sliding_sync(feats, vis, report_options.sync_window, options.max_shift)
     if wave is not None and syncnet is not None and series.syncnet_frames:
         try:
             lse = syncnet.result(wave)
@@ -213,15 +212,18 @@ def quality_flags(a: VideoAnalysis, opts: ReportOptions | None = None) -> list[F
                           "(--weights) and a sound track"))
     else:
         conf, off = a.sync.confidence, a.sync.offset
-        if conf < opts.min_sync_confidence:
-            flags.append(Flag("weak_sync", "warning", f"the lips do not clearly follow the sound: sync confidence "
-                              f"{conf:.3f} is below {opts.min_sync_confidence:g}, so the best offset ({off:+d} frames) "
-                              "is not reliable"))
+        # the expert's calibrated threshold where it has one, else the report's option
+        min_conf = a.sync.threshold if a.sync.threshold is not None else opts.min_sync_confidence
+        by = f" (sync expert: {a.sync.expert})" if a.sync.expert else ""
+        if conf < min_conf:
+            flags.append(Flag("weak_sync", "warning", f"lip-sync offset unreliable: the lips do not clearly follow "
+                              f"the sound, sync confidence {conf:.3f} is below {min_conf:.3g}{by}, so no offset is "
+                              "given"))
         elif off != 0:
-            flags.append(Flag("sync_offset", "warning", f"{_offset_sentence(off, fps)} (confidence {conf:.3f})"))
+            flags.append(Flag("sync_offset", "warning", f"{_offset_sentence(off, fps)} (confidence {conf:.3f}){by}"))
         else:
-            flags.append(Flag("sync_ok", "ok", f"audio and video are in sync (offset 0, confidence {conf:.3f})"))
-        if a.sliding is not None and conf >= opts.min_sync_confidence and a.sliding.offsets.size > 1:
+            flags.append(Flag("sync_ok", "ok", f"audio and video are in sync (offset 0, confidence {conf:.3f}){by}"))
+        if a.sliding is not None and conf >= min_conf and a.sliding.offsets.size > 1:
             w = a.sliding.window
             starts = np.round(a.sliding.centres - (w - 1) / 2).astype(int)
 
@@ -233,11 +235,11 @@ def quality_flags(a: VideoAnalysis, opts: ReportOptions | None = None) -> list[F
                         cover[starts[s0] : starts[s1] + w] = True
                 return _runs(cover)
 
-            weak = covered(a.sliding.confidences < opts.min_sync_confidence)
+            weak = covered(a.sliding.confidences < min_conf)
             if weak:
                 flags.append(Flag("weak_sync_local", "warning", f"lip sync is weak in {_frames_text(weak, fps)}",
                                   weak))
-            drift_mask = (a.sliding.offsets != off) & (a.sliding.confidences >= opts.min_sync_confidence)
+            drift_mask = (a.sliding.offsets != off) & (a.sliding.confidences >= min_conf)
             drift = covered(drift_mask)
             if drift:
                 local = int(np.median(a.sliding.offsets[drift_mask]))
@@ -470,9 +472,11 @@ def _summary(a: VideoAnalysis) -> dict[str, Any]:
         "identity_reference": a.identity_reference,
         "sharpness_median": float(np.nanmedian(a.sharpness)) if np.isfinite(a.sharpness).any() else None,
         "cpbd_mean": float(np.nanmean(a.cpbd)) if np.isfinite(a.cpbd).any() else None,
-        "sync_offset": a.sync.offset if a.sync else None,
-        "sync_offset_ms": a.sync.offset * 1000.0 / a.fps if a.sync else None,
+        "sync_offset": a.sync.offset if a.sync and a.sync.reliable else None,
+        "sync_offset_ms": a.sync.offset * 1000.0 / a.fps if a.sync and a.sync.reliable else None,
         "sync_confidence": a.sync.confidence if a.sync else None,
+        "sync_reliable": a.sync.reliable if a.sync else None,
+        "sync_expert": a.sync.expert if a.sync else None,
         "lse_d": a.lse.lse_d if a.lse else None,
         "lse_c": a.lse.lse_c if a.lse else None,
         "syncnet_offset": a.lse.av_offset if a.lse else None,
@@ -549,9 +553,13 @@ def _html(a: VideoAnalysis, flags: Sequence[Flag], plots: Sequence[tuple[str, st
         _card("Faces found", f"{s['faces_found']} / {a.num_frames}",
               f"{100 * s['faces_found'] / max(a.num_frames, 1):.0f}% of the frames"),
     ]
-    if a.sync is not None:
+    if a.sync is not None and not a.sync.reliable:
+        cards.append(_card("Lip-sync offset", "unreliable",
+                           f"confidence {a.sync.confidence:.3f} below {a.sync.threshold:.3f}; expert: {a.sync.expert}"))
+    elif a.sync is not None:
         cards.append(_card("Lip-sync offset", f"{a.sync.offset:+d} frames",
-                           f"{a.sync.offset * 1000 / a.fps:+.0f} ms; confidence {a.sync.confidence:.3f}"))
+                           f"{a.sync.offset * 1000 / a.fps:+.0f} ms; confidence {a.sync.confidence:.3f}; "
+                           f"expert: {a.sync.expert}"))
     else:
         cards.append(_card("Lip sync", "not measured", "needs --weights and a sound track"))
     if a.lse is not None:
@@ -645,9 +653,13 @@ def write_report(a: VideoAnalysis, out_dir: str | os.PathLike[str], opts: Report
             "cpbd": a.cpbd,
         },
         "sync": None if a.sync is None else {
-            "offset": a.sync.offset,
-            "offset_ms": a.sync.offset * 1000.0 / a.fps,
+            "offset": a.sync.offset if a.sync.reliable else None,
+            "offset_ms": a.sync.offset * 1000.0 / a.fps if a.sync.reliable else None,
+            "best_shift": a.sync.offset,  # the curve's peak, shown even when unreliable (for plots)
             "confidence": a.sync.confidence,
+            "reliable": a.sync.reliable,
+            "threshold": a.sync.threshold,
+            "expert": a.sync.expert,
             "shifts": a.sync.shifts,
             "scores": a.sync.scores,
             "sliding": None if a.sliding is None else {

@@ -122,11 +122,13 @@ def measure_sync(expert: ContrastiveSync | SyncExpert, wave: np.ndarray, visual:
     Returns the result (``reliable`` False when the confidence is below the expert's threshold) and
     the per-frame audio and video embeddings it came from (for :func:`sliding_sync`).
     """
-    v = expert.embed(visual)
+    # any object with audio_features/visual_features works; embed, name and threshold are optional
+    embed = getattr(expert, "embed", None)
+    v = embed(visual) if embed is not None else np.asarray(visual, dtype=np.float64)
     a = expert.audio_features(wave, len(v))
     res = contrastive_sync(a, v, max_shift)
-    res.expert, res.threshold = expert.name, expert.threshold
-    res.reliable = expert.threshold is None or res.confidence >= expert.threshold
+    res.expert, res.threshold = getattr(expert, "name", ""), getattr(expert, "threshold", None)
+    res.reliable = res.threshold is None or res.confidence >= res.threshold
     return res, a, v
 
 

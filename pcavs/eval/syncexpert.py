@@ -254,9 +254,10 @@ def train_sync_expert(out: str | Path, cache: str | Path = "data/sync_expert", s
     """Render/cache SynthTalk clips, train the expert, calibrate its threshold, save it to ``out``.
 
     Training clips come from ``seed``, calibration clips from ``seed + 1`` (held out). The
-    threshold is calibrated on the held-out clips with audio delayed by -5..+5 frames: it is the
-    smallest confidence above which at least 97 % of those clips' offsets are within 1 frame (at least
-    the largest confidence of a wrong offset's curve is not required: a few errors are tolerated).
+    threshold is calibrated on the held-out clips: (a) with their audio delayed by -5..+5 frames, the
+    smallest confidence above which at least 97 % of the offsets are within 1 frame; (b) each clip's
+    mouths against the next clip's speech (no right answer: must be unreliable), the largest
+    confidence. The threshold is halfway between (b) and (a) when (b) < (a), else (a).
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -348,12 +349,28 @@ def calibrate(expert: SyncExpert, clips: list[Any], target: float = 0.97, max_sh
     arr = np.array(rows)
     ok = np.abs(arr[:, 1] - arr[:, 0]) <= 1
     order = np.argsort(-arr[:, 2])
-    threshold = 0.0
+    right = 0.0
     # the lowest threshold whose kept set is >= target right
     for j in range(1, len(order) + 1):
         if ok[order[:j]].mean() >= target:
-            threshold = float(arr[order[j - 1], 2])
-    return threshold, [[int(a), int(b), round(float(c), 4)] for a, b, c in rows]
+            right = float(arr[order[j - 1], 2])
+    # curves that must be called unreliable: each clip's mouths against the next clip's speech
+    wrong = []
+    for i, d in enumerate(clips):
+        o = clips[(i + 1) % len(clips)]
+        t = min(d["mouths"].shape[0], o["mouths"].shape[0])
+        if len(clips) < 2 or t < STACK:
+            continue
+        v = expert.embed(d["mouths"][:t].reshape(t, -1))
+        with torch.inference_mode():
+            a = expert.net.embed_audio(mel_windows(torch.from_numpy(o["mel"]), 0, t)).numpy()
+        wrong.append(contrastive_sync(a, v, max_shift).confidence)
+    top_wrong = max(wrong, default=-np.inf)
+    # halfway between the worst wrong-speech curve and the right ones' floor, when they are apart
+    threshold = (right + top_wrong) / 2 if top_wrong < right else right
+    rows += [["other speech", "-", round(float(c), 4)] for c in wrong]
+    return float(threshold), [[int(a), int(b), round(float(c), 4)] if a != "other speech" else [a, b, c]
+                              for a, b, c in rows]
 
 
 # ------------------------------------------------------------------------------------------ CLI
