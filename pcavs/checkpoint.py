@@ -51,7 +51,20 @@ def load_strict(net: nn.Module, state: Mapping[str, Tensor], network: str, sourc
                 lines.append(f"  {title} ({len(items)}): {shown}")
         lines.append("  Check that the file belongs to this preset (see config.json) and is complete.")
         raise CheckpointError("\n".join(lines))
+    check_finite(state, network, source)
     net.load_state_dict(state, strict=True)
+
+
+def check_finite(state: Mapping[str, Tensor], network: str, source: str | Path) -> None:
+    """Refuse tensors holding NaN or inf: corrupted data would load silently and give black frames."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:8]) + (f", ... ({len(bad) - 8} more)" if len(bad) > 8 else "")
+        raise CheckpointError(
+            f"{source}: {len(bad)} tensor(s) of network {network} hold NaN or inf values ({shown}); the file "
+            "is corrupted: re-download it (official checkpoint), re-run pcavs convert-official, or use "
+            "another checkpoint"
+        )
 
 
 def is_official_folder(folder: Path) -> bool:

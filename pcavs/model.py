@@ -6,6 +6,7 @@ training), so each one's state_dict is exactly a file of the released checkpoint
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor, nn
 from pcavs.config import ModelConfig
 from pcavs.nn.audio import AudioEncoder
 from pcavs.nn.discriminator import MultiscaleDiscriminator
-from pcavs.nn.generator import Generator, NoiseMode
+from pcavs.nn.generator import Generator, Generators, NoiseMode
 from pcavs.nn.identity import IdentityEncoder
 from pcavs.nn.mappings import NonIdentityEncoder
 
@@ -83,7 +84,7 @@ class PCAVS(nn.Module):
         mouth: Tensor,
         pose: Tensor,
         noise: NoiseMode = "random",
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
         chunk: int | None = None,
     ) -> Tensor:
         """Frames (B, 3, S, S) in [-1, 1] for mouth styles (B, mouth_dim) and pose codes (B, pose_dim).
@@ -95,8 +96,12 @@ class PCAVS(nn.Module):
         id_map = identity.map.expand(style.shape[0], -1, -1, -1)
         if chunk is None or chunk >= style.shape[0]:
             return self.G(style, id_map, noise=noise, generator=generator)
-        parts = zip(style.split(chunk), id_map.split(chunk), strict=True)
-        return torch.cat([self.G(s, m, noise=noise, generator=generator) for s, m in parts])
+        if isinstance(generator, Sequence):  # one per frame: split along with the frames
+            gens: list[Generators] = [generator[i : i + chunk] for i in range(0, len(generator), chunk)]
+        else:
+            gens = [generator] * len(range(0, style.shape[0], chunk))
+        parts = zip(style.split(chunk), id_map.split(chunk), gens, strict=True)
+        return torch.cat([self.G(s, m, noise=noise, generator=g) for s, m, g in parts])
 
     def forward(
         self, identity_images: Tensor, mel_windows: Tensor, pose_frames: Tensor, noise: NoiseMode = "random"

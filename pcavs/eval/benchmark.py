@@ -167,7 +167,8 @@ def run_benchmark(
             finally:
                 frames.close()
             if regenerate or not gen_path.is_file():
-                pipe.generate(identity=first, audio=str(real), pose_mode="self", output=gen_path, **gen_opts)
+                pipe.generate(identity=first, audio=str(real), pose_mode="self", output=gen_path, overwrite=True,
+                              **gen_opts)
             s = evaluate_video(gen_path, real, audio=real, pose_source=real, identity=first, sync=sync,
                                syncnet=syncnet, options=opts, analyzer=analyzer)
             s.identity = f"{real} (first frame)"

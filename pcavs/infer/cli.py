@@ -1,16 +1,20 @@
 """``pcavs generate``: arguments and the command function (wired into ``pcavs.cli`` by the lead).
 
 Exit status: 0 written; 2 a problem the user can fix (bad file, no face, wrong weights, bad option),
-printed as one ``error: ...`` message, with no output file left behind. Warnings (silent audio, an
-ignored --pose) are printed as ``warning: ...`` when they occur. The progress bar goes to stderr and
-``--quiet`` turns it off; the summary line goes to stdout.
+printed as one ``error: ...`` message, with no output file left behind; 130 after Ctrl-C and 143 after
+SIGTERM, each with one line and no file left behind. Warnings (silent audio, an ignored --pose, several
+faces in the photo) are printed as ``warning: ...`` when they occur. The progress bar goes to stderr
+and ``--quiet`` turns it off; the summary line goes to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["add_arguments", "run"]
@@ -28,9 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--pose-mode", choices=POSE_MODES, default=None,
                     help="video: from --pose (default when given); still: the photo's own pose (default "
                          "otherwise); frontal: zero pose code; self: from the --audio video")
-    io.add_argument("--weights", required=True, metavar="DIR",
-                    help="pcavs weights folder (config.json + model.safetensors) or official latest_net_*.pth folder")
-    io.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video to write (.mp4/.mov/.mkv)")
+    io.add_argument("--weights", default=None, metavar="DIR",
+                    help="pcavs weights folder (config.json + model.safetensors) or official latest_net_*.pth "
+                         "folder (default: the built-in SynthTalk cartoon model)")
+    io.add_argument("-o", "--output", required=True, metavar="OUT.mp4",
+                    help="video to write (.mp4/.mov/.mkv); never one of the inputs")
+    io.add_argument("-y", "--overwrite", action="store_true", help="replace OUT.mp4 if it exists (default: refuse)")
     gen = parser.add_argument_group("generation")
     gen.add_argument("--mouth-weight", type=float, default=None, metavar="W",
                      help="scale of the speech feature (default: the model's, 1.2 as in the official demo)")
@@ -69,8 +76,43 @@ def _print_warning(message: Any, category: type[Warning], filename: str, lineno:
     print(f"warning: {message}", file=sys.stderr)
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the writer's cleanup (no partial file) runs."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (e.g. called from a server): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``pcavs generate``; returns the exit status (2 for input errors, which are printed)."""
+    """Run ``pcavs generate``; returns the exit status (2 for input errors, which are printed;
+    130 after Ctrl-C, 143 after SIGTERM: one line, no output file)."""
+    try:
+        with _sigterm_raises():
+            return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): stopped, no output written", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("terminated (SIGTERM): stopped, no output written", file=sys.stderr)
+        return 143
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .demo import DEMO_WEIGHTS
     from .pipeline import USER_ERRORS, InputWarning, generate_video
 
     threads = getattr(args, "threads", 0) or 0
@@ -81,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(threads)
+    weights = args.weights
+    if weights is None:
+        weights = DEMO_WEIGHTS
+        print(f"note: no --weights given: using the built-in model {DEMO_WEIGHTS.name}, trained on SynthTalk "
+              "cartoon faces (a demo, not for real photos); for real faces get the official PC-AVS checkpoint "
+              "and pass --weights (see the README, 'The official checkpoint')", file=sys.stderr)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", InputWarning)
@@ -89,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 args.identity,
                 args.audio,
                 args.output,
-                weights=args.weights,
+                weights=weights,
                 pose=args.pose,
                 pose_mode=args.pose_mode,
                 device=args.device,
@@ -106,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 precision=args.precision,
                 align_audio=args.align_audio,
                 progress=not args.quiet,
+                overwrite=args.overwrite,
             )
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)

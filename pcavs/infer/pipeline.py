@@ -19,8 +19,9 @@ Timing: frame ``i`` is shown at ``i / fps`` and driven by the speech window the 
 pair with that frame (see :mod:`pcavs.infer.sources`). The writer puts audio sample 0 at t = 0, so
 the reported A/V offset (the picture's lead over the sound) is 0 ms by default.
 
-Random noise (``noise="random"``) is drawn per batch from a generator seeded with ``seed``: the same
-inputs, seed and batch size give the same video.
+Random noise (``noise="random"``) for frame ``i`` comes from its own generator, seeded from
+``(seed, i)`` (:func:`frame_generators`), and pose codes are encoded in fixed blocks of source frames
+(:class:`StreamedPose`): the same inputs and seed give the same frames for every batch size.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +63,15 @@ from pcavs.media import (
     tensor_to_images,
 )
 from pcavs.model import INFERENCE_NETWORKS, PCAVS, generator_chunk
+from pcavs.posetrack import (
+    PoseTrack,
+    TrackCodes,
+    TrackFileError,
+    apply_code_edits,
+    encoder_hash,
+    load_track,
+    track_codes,
+)
 
 from .pose import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
 from .sources import (
@@ -100,7 +110,8 @@ DETECTORS: tuple[str, ...] = ("hog", "hog+cnn")  # pose-video tracking (as pcavs
 NOISE_MODES: tuple[str, ...] = ("random", "const", "none")
 
 #: Exceptions that mean "the user can fix this": the CLI prints them and exits with status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError, MediaError, FaceNotFoundError, CheckpointError)
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, MediaError, FaceNotFoundError, CheckpointError,
+                                                TrackFileError)
 
 ImageSource = str | os.PathLike[str] | np.ndarray
 AudioSource = str | os.PathLike[str] | np.ndarray | torch.Tensor
@@ -118,7 +129,7 @@ class GenerationInputs:
     audio: np.ndarray  # float32 mono at 16 kHz, as read
     audio_name: str
     pose_mode: str
-    pose: PoseSource | None  # a video path or frames (video / self modes)
+    pose: PoseSource | PoseTrack | None  # a video path, frames or a loaded track (video / self modes)
     pose_name: str | None
     pose_info: VideoInfo | None  # probe of a pose video file
     pose_landmarks: list[np.ndarray] | None  # given per-frame landmarks of the pose video (no detection)
@@ -159,11 +170,13 @@ def prepare_inputs(
     analyzer: FaceAnalyzer | None = None,
     identity_landmarks: np.ndarray | None = None,
     pose_landmarks: Sequence[np.ndarray] | None = None,
+    overwrite: bool = False,
 ) -> GenerationInputs:
     """Check and decode every input, cheapest check first; no model is needed.
 
     ``identity_landmarks`` (68, 2) and ``pose_landmarks`` (one (68, 2) array per pose frame) replace
-    face detection, for callers with their own landmarks (e.g. SynthTalk's exact ones).
+    face detection, for callers with their own landmarks (e.g. SynthTalk's exact ones). ``output`` must not
+    be one of the inputs, nor an existing file unless ``overwrite``.
 
     Raises :class:`InputError`, :class:`MediaError` or :class:`FaceNotFoundError` with the file name,
     the problem and the fix. Silent audio is accepted with an :class:`InputWarning`.
@@ -183,7 +196,7 @@ def prepare_inputs(
     if _is_path(pose):
         check_input_file(pose, "pose video")
     if output is not None:
-        check_output_path(output)
+        check_output(output, {"identity photo": identity, "audio": audio, "pose video": pose}, overwrite)
     # 2. the photo (the header is checked before any pixel is decoded: huge images fail instantly)
     image, identity_name = load_image(identity, "identity photo")
     # 3. decode the audio (also proves the file is media and long enough)
@@ -199,7 +212,10 @@ def prepare_inputs(
         pose_info = _probe_pose(audio, fps, "audio video (pose mode 'self')")
         pose_name = f"audio video {audio}"
     elif mode == "video":
-        if _is_path(pose):
+        if _is_path(pose) and Path(pose).suffix.lower() == ".npz":  # a pose track (pcavs pose extract)
+            pose_src = load_track(pose)
+            pose_name = f"pose track {pose}"
+        elif _is_path(pose):
             pose_info = _probe_pose(pose, fps, "pose video")
             pose_name = f"pose video {pose}"
         else:
@@ -213,7 +229,18 @@ def prepare_inputs(
     else:
         analyzer = analyzer or default_analyzer()
         label = f"identity photo {identity_name}" if _is_path(identity) else identity_name
-        landmarks = analyzer.landmarks(image, face_index=face_index, name=label)
+        boxes = analyzer.detect(image, name=label)
+        if face_index >= len(boxes):
+            raise FaceNotFoundError(f"{label}: --face-index {face_index} asked for, but {len(boxes)} face(s) found; "
+                                    f"use 0 (the largest) to {len(boxes) - 1}")
+        if len(boxes) > 1:
+            b = boxes[face_index]
+            which = "the largest" if face_index == 0 else f"number {face_index} by size, 0 = largest"
+            note = (f"{label}: {len(boxes)} faces found; using face {face_index} ({which}, {b.width:.0f}x"
+                    f"{b.height:.0f} px at x={b.left:.0f}, y={b.top:.0f}); choose another with --face-index K")
+            warnings.warn(note, InputWarning, stacklevel=2)
+            notes.append(note)
+        landmarks = analyzer.landmarks(image, boxes[face_index], name=label)
     return GenerationInputs(
         identity=image,
         identity_name=identity_name,
@@ -229,6 +256,27 @@ def prepare_inputs(
         num_frames=num_video_frames(wave.size, fps, DEFAULT_AUDIO.sample_rate),
         warnings=list(notes),
     )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_output(output: str | os.PathLike[str], inputs: dict[str, Any], overwrite: bool = False) -> Path:
+    """The output path, refused when it is one of the ``inputs`` (role -> source) or, unless
+    ``overwrite``, an existing file: writing it would destroy the user's file."""
+    out = Path(output)
+    for role, src in inputs.items():  # first: the most useful message for "-o photo.png"
+        if _is_path(src) and (_same_file(out, Path(src)) or out.resolve() == Path(src).resolve()):
+            raise InputError(f"{out}: the output is the {role} {src}; writing it would destroy the input; "
+                             "choose another -o")
+    out = check_output_path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"{out}: already exists; pass --overwrite (-y) to replace it, or choose another -o")
+    return out
 
 
 def _check_landmarks(landmarks: Any, role: str) -> np.ndarray:
@@ -284,6 +332,7 @@ class GenerationOptions:
     progress: bool = False  # tqdm bar on stderr
     pose_face_index: int = 0  # which face the pose-video tracker follows (0 = largest)
     max_gap: int = 12  # longest run of face-less pose frames that is interpolated
+    overwrite: bool = False  # replace an existing output file (never an input)
     max_size: int = PASTE_BACK_MAX_SIZE  # paste-back: longest output side (0: the photo's size)
     detector: str = "hog+cnn"  # pose-video tracking: hog (fast, frontal faces) or hog+cnn (CNN where HOG misses)
 
@@ -365,6 +414,18 @@ def batch_bounds(num_frames: int, batch_size: int) -> list[tuple[int, int]]:
     return bounds
 
 
+def frame_generators(seed: int, start: int, stop: int, device: torch.device) -> list[torch.Generator]:
+    """One noise generator per output frame ``start .. stop-1``, seeded from ``(seed, frame index)``.
+
+    A frame's noise then depends on the seed and its index only, never on the batch it is drawn in.
+    """
+    gens = []
+    for i in range(start, stop):
+        state = np.random.SeedSequence([seed % 2**64, i]).generate_state(1, dtype=np.uint64)[0]
+        gens.append(torch.Generator(device=device).manual_seed(int(state) % 2**63))
+    return gens
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; an unavailable CUDA is an :class:`InputError`."""
     if device is None or str(device) == "auto":
@@ -403,6 +464,11 @@ class TalkingFacePipeline:
         """The model's face crop size (224 official, 64 small, 32 tiny)."""
         return int(self.model.cfg.image_size)
 
+    @cached_property
+    def pose_encoder_hash(self) -> str:
+        """Key of this model's pose codes in track files (:func:`pcavs.posetrack.encoder_hash` of E)."""
+        return encoder_hash(self.model.E.state_dict())
+
     def align_identity(self, inputs: GenerationInputs) -> tuple[np.ndarray, np.ndarray]:
         """``(crop, matrix)``: the official aligned crop at the model's size, and photo -> crop matrix."""
         return align_identity(inputs, self.image_size)
@@ -428,7 +494,7 @@ class TalkingFacePipeline:
         opts = GenerationOptions.from_kwargs(**options)
         inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
                                 analyzer=self.analyzer, identity_landmarks=identity_landmarks,
-                                pose_landmarks=pose_landmarks)
+                                pose_landmarks=pose_landmarks, overwrite=opts.overwrite)
         return self.render(inputs, output, opts)
 
     # ---------------------------------------------------------------------------------- render
@@ -440,6 +506,15 @@ class TalkingFacePipeline:
         if inputs.pose_mode == "still":
             return ConstantPose(model.encode_pose(images_to_tensor(identity_crop[None], self.device))[0])
         src = inputs.pose
+        if isinstance(src, PoseTrack):
+            track = src.select(np.arange(min(len(src), inputs.num_frames)))  # rows past the audio are unused
+            codes = None if track.meta.get("mirror") else track.codes.get(self.pose_encoder_hash)
+            if codes is None:  # not cached for this model: crops from the source video(s), encoded here
+                codes = track_codes(track, lambda b: model.encode_pose(images_to_tensor(b, self.device)), size)
+            still = None
+            if track.meta.get("start_from_photo"):
+                still = model.encode_pose(images_to_tensor(identity_crop[None], self.device))[0].cpu().numpy()
+            return TrackCodes(apply_code_edits(codes, track.meta, still), loop=track.meta.get("loop", "pingpong"))
         frames: FrameSource
         if _is_path(src):
             frames = partial(read_video_frames, src, fps=inputs.fps)  # decoded twice: landmarks, then crops
@@ -462,7 +537,10 @@ class TalkingFacePipeline:
     ) -> GenerationResult:
         """Generate frames 0 .. T-1 for prepared ``inputs`` and write ``output`` (atomic: all or nothing)."""
         opts = options or GenerationOptions()
-        out = check_output_path(output)
+        sources = {"identity photo": None, "audio": None, "pose video": inputs.pose}
+        for role, name in (("identity photo", inputs.identity_name), ("audio", inputs.audio_name)):
+            sources[role] = name if Path(name).exists() else None  # a path, not "the ... array"
+        out = check_output(output, sources, opts.overwrite)
         model = self.model
         # paste-back output is the photo (longer side capped at opts.max_size, even sizes); otherwise the crop
         size = (self.image_size, self.image_size)
@@ -482,7 +560,6 @@ class TalkingFacePipeline:
                     warnings.warn(paste_note, InputWarning, stacklevel=2)
             identity = model.encode_identity(images_to_tensor(crop[None], self.device))  # once per video
             mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
-            rng = torch.Generator(device=self.device).manual_seed(opts.seed)
             poses = self._pose_codes(inputs, crop, opts)
             chunk = generator_chunk(self.device, model.cfg.image_size)
             autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
@@ -498,7 +575,14 @@ class TalkingFacePipeline:
                         with autocast:
                             mouth = model.mouth_style(model.encode_audio(windows), weight)
                             pose = poses.codes(start, stop).to(self.device)
-                            faces = model.generate(identity, mouth, pose, noise=opts.noise, generator=rng, chunk=chunk)
+                            random = opts.noise == "random"
+                            gens = frame_generators(opts.seed, start, stop, self.device) if random else None
+                            faces = model.generate(identity, mouth, pose, noise=opts.noise, generator=gens, chunk=chunk)
+                        if start == 0 and not bool(torch.isfinite(faces).all()):
+                            raise CheckpointError(
+                                "the model produced NaN/inf values for the first frame, so the video would be "
+                                "black; the weights are likely corrupted (re-download or re-convert them) or "
+                                "--precision bf16 overflowed (try fp32)")
                         faces = tensor_to_images(faces.float())
                         if background is None:
                             wr.write(faces)
@@ -523,7 +607,7 @@ class TalkingFacePipeline:
             elapsed=elapsed,
             first_frame_s=elapsed if first_frame_s is None else first_frame_s,
             pose_mode=inputs.pose_mode,
-            pose_source_frames=poses.source_frames if isinstance(poses, StreamedPose) else None,
+            pose_source_frames=poses.source_frames if isinstance(poses, StreamedPose | TrackCodes) else None,
             av_offset_ms=mean_off,
             av_offset_max_ms=max_off,
             warnings=list(inputs.warnings) + ([paste_note] if paste_note else []),
@@ -551,7 +635,8 @@ def generate_video(
     if not isinstance(weights, PCAVS):
         check_weights(weights)
     inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
-                            identity_landmarks=identity_landmarks, pose_landmarks=pose_landmarks)
+                            identity_landmarks=identity_landmarks, pose_landmarks=pose_landmarks,
+                            overwrite=opts.overwrite)
     pipe = TalkingFacePipeline(weights, dev) if isinstance(weights, PCAVS) else (
         TalkingFacePipeline.from_pretrained(weights, dev))
     return pipe.render(inputs, output, opts)

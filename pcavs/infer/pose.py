@@ -67,14 +67,19 @@ class StreamedPose:
 
     ``crops`` yields ``size x size x 3`` uint8 network inputs in source order; ``encode`` maps a batch
     (B, size, size, 3) to pose codes (B, pose_dim). Calls must ask for consecutive ranges from 0
-    (as the generation loop does); the stream is read at most up to the last frame requested.
+    (as the generation loop does); the stream is read up to the end of the ``block`` of source frames
+    holding the last frame requested. Crops are encoded in those fixed blocks (source frames 0..7,
+    8..15, ...), not in the caller's batches: a batched forward pass may round differently for another
+    batch composition, and a code must not depend on the batch size (nor differ on the way back).
     """
 
     def __init__(
-        self, crops: Iterator[np.ndarray], encode: Callable[[np.ndarray], torch.Tensor], name: str = "pose video"
+        self, crops: Iterator[np.ndarray], encode: Callable[[np.ndarray], torch.Tensor], name: str = "pose video",
+        block: int = 8,
     ) -> None:
         self._crops = crops
         self._encode = encode
+        self._block = block
         self._codes: list[torch.Tensor] = []  # one (pose_dim,) row per source frame read so far
         self._total: int | None = None  # number of source frames, known once the stream ends
         self.name = name
@@ -89,15 +94,16 @@ class StreamedPose:
         return self._total is not None
 
     def _read_until(self, count: int) -> None:
-        batch: list[np.ndarray] = []
-        while self._total is None and len(self._codes) + len(batch) < count:
-            crop = next(self._crops, None)
-            if crop is None:
-                self._total = len(self._codes) + len(batch)
-                break
-            batch.append(crop)
-        if batch:
-            self._codes.extend(self._encode(np.stack(batch)).detach().cpu().unbind(0))
+        while self._total is None and len(self._codes) < count:
+            batch: list[np.ndarray] = []
+            while len(batch) < self._block:  # always a whole block from a block boundary
+                crop = next(self._crops, None)
+                if crop is None:
+                    self._total = len(self._codes) + len(batch)
+                    break
+                batch.append(crop)
+            if batch:
+                self._codes.extend(self._encode(np.stack(batch)).detach().cpu().unbind(0))
         if self._total == 0:
             raise FaceNotFoundError(f"{self.name}: has no frames to take the head pose from; use another video")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal
 
@@ -14,6 +14,8 @@ from pcavs.config import GeneratorConfig
 from pcavs.nn.layers import SQRT2, EqualLinear, FusedLeakyReLU, ModulatedConv2d, NoiseInjection, PixelNorm, Upsample
 
 NoiseMode = Literal["random", "const", "none"]
+#: Random-noise source: one generator for the batch, one per sample, or None (the global one).
+Generators = torch.Generator | Sequence[torch.Generator] | None
 
 
 class StyledConv(nn.Module):
@@ -95,12 +97,17 @@ class Generator(nn.Module):
             res = cfg.init_size * 2 ** ((i + 1) // 2)
             self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
 
-    def _noise(self, mode: NoiseMode, index: int, generator: torch.Generator | None, x: Tensor) -> Tensor | None:
+    def _noise(self, mode: NoiseMode, index: int, generator: Generators, x: Tensor) -> Tensor | None:
         if mode == "none":
             return None
         if mode == "const":
             return getattr(self.noises, f"noise_{index}")
         b, _, h, w = x.shape
+        if isinstance(generator, Sequence):
+            # one generator per sample: a frame's noise does not depend on which batch it is in
+            if len(generator) != b:
+                raise ValueError(f"got {len(generator)} noise generators for a batch of {b}")
+            return torch.cat([torch.randn(1, 1, h, w, generator=g, device=x.device, dtype=x.dtype) for g in generator])
         return torch.randn(b, 1, h, w, generator=generator, device=x.device, dtype=x.dtype)
 
     def forward(
@@ -108,12 +115,13 @@ class Generator(nn.Module):
         style: Tensor,
         identity_map: Tensor,
         noise: NoiseMode = "random",
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> Tensor:
         """``style`` (B, style_dim), ``identity_map`` (B, C, init, init) -> image (B, 3, size, size).
 
-        ``noise``: "random" draws fresh noise (the official behaviour, seeded by ``generator``),
-        "const" uses the stored noise maps, "none" skips the noise input.
+        ``noise``: "random" draws fresh noise (the official behaviour, seeded by ``generator``: one
+        for the batch, or a sequence of B, one per sample), "const" uses the stored noise maps,
+        "none" skips the noise input.
         """
         x = self.conv1(identity_map, style, partial(self._noise, noise, 0, generator))
         skip = self.to_rgb1(x, style, None)

@@ -288,7 +288,8 @@ class UIBackend:
             weight = DEFAULT_MOUTH_WEIGHT if mouth_weight is None else float(mouth_weight)
             if not math.isfinite(weight) or not 0.0 <= weight <= 5.0:
                 raise InputError(f"mouth weight must be between 0 and 5, got {mouth_weight!r}")
-            options = GenerationOptions(mouth_weight=weight, paste_back=bool(paste_back), progress=False)
+            options = GenerationOptions(mouth_weight=weight, paste_back=bool(paste_back), progress=False,
+                                        overwrite=True)  # the page's own numbered outputs
             with self._run_lock:
                 t0 = time.perf_counter()
                 output = self._next_output()
@@ -297,7 +298,8 @@ class UIBackend:
                 analyzer = self._pipe.analyzer if self._pipe is not None else None
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", InputWarning)  # returned in result.warnings instead
-                    inputs = prepare_inputs(identity, speech, pose, mode, output=output, analyzer=analyzer)
+                    inputs = prepare_inputs(identity, speech, pose, mode, output=output, analyzer=analyzer,
+                                            overwrite=True)
                     if self._pipe is None:
                         report(0.02, desc="loading the model (first video only)")
                     pipe = self.pipeline()
