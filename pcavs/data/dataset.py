@@ -401,8 +401,13 @@ def make_loader(cfg: DataConfig, batch_size: int, rank: int = 0, world_size: int
     ds = dataset or ClipDataset(cfg, rank, world_size)
     ds.rank, ds.world_size, ds.batch_size = rank, world_size, batch_size
     ds.set_epoch(epoch, skip_batches)
+    # A DataLoader iterator draws its base seed from the global torch RNG unless given a generator; that draw
+    # happens when an epoch starts *and* when a resumed run restarts mid-epoch, so it shifted every later
+    # dropout/noise draw of a resumed run (issue 24). The samples do not use that seed (they come from
+    # (seed, epoch, g)), so a private generator fixed by (seed, epoch, rank) keeps the global stream intact.
+    gen = torch.Generator().manual_seed(int(_rng(cfg.seed, epoch, rank, 24).integers(2**62)))
     return DataLoader(ds, batch_size=batch_size, num_workers=num_workers, drop_last=True, persistent_workers=False,
-                      pin_memory=torch.cuda.is_available(),
+                      pin_memory=torch.cuda.is_available(), generator=gen,
                       multiprocessing_context=multiprocessing_context if num_workers > 0 else None)
 
 
