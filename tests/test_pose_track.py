@@ -305,3 +305,24 @@ def test_concat_and_crossfade() -> None:
     np.testing.assert_allclose(faded.codes["h"][15:21, 0], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)
     with pytest.raises(TrackFileError, match="cache them in both tracks"):
         concat_tracks(_track(20), _track(10), crossfade=4)
+
+
+def test_generate_applies_pose_edits_to_a_video(driver: tuple[Path, np.ndarray]) -> None:
+    """`generate --pose-amplitude 0 --pose-loop hold` (no track file): the video is tracked, edited and encoded;
+    amplitude 0 leaves every frame at the mean pose code."""
+    import torch
+
+    from pcavs.infer import TalkingFacePipeline
+    from pcavs.infer.pipeline import GenerationOptions, prepare_inputs
+    from pcavs.posetrack import TrackEdit
+
+    weights = Path(__file__).parents[1] / "pcavs" / "assets" / "weights" / "synthtalk-small"
+    pipe = TalkingFacePipeline.from_pretrained(weights, device="cpu")
+    audio = np.full(FRAMES * 640, 0.01, np.float32)
+    inputs = prepare_inputs(skdata.astronaut(), audio, str(driver[0]), analyzer=pipe.analyzer)
+    crop, _ = pipe.align_identity(inputs)
+    plain = pipe._pose_codes(inputs, crop, GenerationOptions()).codes(0, FRAMES)
+    flat = pipe._pose_codes(inputs, crop, GenerationOptions(pose_edit=TrackEdit(amplitude=0.0))).codes(0, FRAMES)
+    assert torch.allclose(flat, plain.mean(0, keepdim=True).expand_as(flat), atol=1e-5)
+    fast = pipe._pose_codes(inputs, crop, GenerationOptions(pose_edit=TrackEdit(speed=2.0, loop="hold")))
+    assert fast.source_frames == FRAMES // 2 and torch.equal(fast.codes(20, 22)[0], fast.codes(14, 15)[0])

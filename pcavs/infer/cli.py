@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("--identity", required=True, metavar="PHOTO", help="photo of the person (any Pillow format)")
     io.add_argument("--audio", required=True, metavar="AUDIO",
                     help="speech: any audio file, or a video with sound (required for --pose-mode self)")
-    io.add_argument("--pose", metavar="VIDEO", help="video whose head movement drives the pose")
+    io.add_argument("--pose", metavar="VIDEO|TRACK",
+                    help="video whose head movement drives the pose, or its track (.npz, `pcavs pose extract`)")
     io.add_argument("--pose-mode", choices=POSE_MODES, default=None,
                     help="video: from --pose (default when given); still: the photo's own pose (default "
                          "otherwise); frontal: zero pose code; self: from the --audio video")
@@ -38,6 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument("-o", "--output", required=True, metavar="OUT.mp4",
                     help="video to write (.mp4/.mov/.mkv); never one of the inputs")
     io.add_argument("-y", "--overwrite", action="store_true", help="replace OUT.mp4 if it exists (default: refuse)")
+    mo = parser.add_argument_group("pose motion (edits of the pose video or track, as `pcavs pose edit`)")
+    mo.add_argument("--pose-trim", default=None, metavar="START:END", help="use START..END seconds of the pose")
+    mo.add_argument("--pose-offset", type=float, default=0.0, metavar="S",
+                    help="seconds: > 0 holds the first pose that long, < 0 starts that far in")
+    mo.add_argument("--pose-speed", type=float, default=1.0, metavar="X", help="motion speed (2 = twice as fast)")
+    mo.add_argument("--pose-loop", choices=("pingpong", "repeat", "hold"), default=None,
+                    help="when the pose is shorter than the audio (default pingpong)")
+    mo.add_argument("--pose-smooth", type=float, default=0.0, metavar="SIGMA",
+                    help="Gaussian smoothing of the motion, sigma in frames")
+    mo.add_argument("--pose-amplitude", type=float, default=None, metavar="A",
+                    help="motion strength around the mean pose (0.5 = half, 1 = as is)")
+    mo.add_argument("--pose-start-from-photo", action="store_true", default=None,
+                    help="shift the motion so that it starts from the photo's own pose")
+    mo.add_argument("--pose-mirror", action="store_true", help="mirror the motion (left turns become right turns)")
     gen = parser.add_argument_group("generation")
     gen.add_argument("--mouth-weight", type=float, default=None, metavar="W",
                      help="scale of the speech feature (default: the model's, 1.2 as in the official demo)")
@@ -155,12 +170,32 @@ def _run(args: argparse.Namespace) -> int:
                 align_audio=args.align_audio,
                 progress=not args.quiet,
                 overwrite=args.overwrite,
+                pose_edit=_pose_edit(args),
             )
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.summary())
     return 0
+
+
+def _pose_edit(args: argparse.Namespace) -> Any:
+    """The --pose-* motion options as one TrackEdit, or None when none is given."""
+    from pcavs.posetrack import TrackEdit
+
+    from .sources import InputError
+
+    trim = None
+    if args.pose_trim:
+        try:
+            a, b = (float(v) for v in args.pose_trim.split(":"))
+        except ValueError:
+            raise InputError(f"--pose-trim {args.pose_trim!r}: expected START:END in seconds, e.g. 1.5:4") from None
+        trim = (a, b)
+    edit = TrackEdit(trim=trim, speed=args.pose_speed, offset=args.pose_offset, smooth=args.pose_smooth,
+                     mirror=args.pose_mirror, amplitude=args.pose_amplitude,
+                     start_from_photo=args.pose_start_from_photo, loop=args.pose_loop)
+    return None if edit == TrackEdit() else edit
 
 
 def main(argv: list[str] | None = None) -> int:

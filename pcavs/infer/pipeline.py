@@ -66,9 +66,12 @@ from pcavs.model import INFERENCE_NETWORKS, PCAVS, generator_chunk
 from pcavs.posetrack import (
     PoseTrack,
     TrackCodes,
+    TrackEdit,
     TrackFileError,
     apply_code_edits,
+    edit_track,
     encoder_hash,
+    extract_track,
     load_track,
     track_codes,
 )
@@ -335,6 +338,7 @@ class GenerationOptions:
     overwrite: bool = False  # replace an existing output file (never an input)
     max_size: int = PASTE_BACK_MAX_SIZE  # paste-back: longest output side (0: the photo's size)
     detector: str = "hog+cnn"  # pose-video tracking: hog (fast, frontal faces) or hog+cnn (CNN where HOG misses)
+    pose_edit: TrackEdit | None = None  # trim, retime, loop, smooth, amplitude, mirror... of the pose motion
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -506,6 +510,13 @@ class TalkingFacePipeline:
         if inputs.pose_mode == "still":
             return ConstantPose(model.encode_pose(images_to_tensor(identity_crop[None], self.device))[0])
         src = inputs.pose
+        if opts.pose_edit is not None:  # edits work on a track: a pose video is tracked into one first
+            if not isinstance(src, PoseTrack):
+                if not _is_path(src):
+                    raise InputError("pose edits need the pose as a video file or a track (.npz), not frames")
+                src = extract_track(src, size=size, fps=inputs.fps, analyzer=self.analyzer, max_gap=opts.max_gap,
+                                    face_index=opts.pose_face_index)
+            src = edit_track(src, opts.pose_edit)
         if isinstance(src, PoseTrack):
             track = src.select(np.arange(min(len(src), inputs.num_frames)))  # rows past the audio are unused
             codes = None if track.meta.get("mirror") else track.codes.get(self.pose_encoder_hash)
