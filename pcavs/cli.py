@@ -84,6 +84,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"  of G, never run at inference: mapping MLP {mapping:,}, constant input {constant:,}")
     if args.json:
         print(json.dumps({"config": to_dict(cfg), "parameters": counts}, indent=2))
+        return 0
+    print("resolved configuration (override any key as key=value):")
+
+    def walk(d: dict, prefix: str = "") -> None:
+        for key, value in d.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                print(f"  {prefix}{key} = {value!r}")
+
+    walk(to_dict(cfg))
     return 0
 
 
@@ -115,7 +126,7 @@ def add_export_official_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_info_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="official")
-    p.add_argument("--json", action="store_true", help="also print the resolved config as JSON")
+    p.add_argument("--json", action="store_true", help="print the resolved config as JSON (instead of key = value)")
     p.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. generator.mapping_layers=0")
 
 
