@@ -35,6 +35,7 @@ __all__ = [
     "IMAGE_MAX_PIXELS",
     "read_image",
     "read_audio",
+    "read_audio_native",
     "VideoInfo",
     "probe_video",
     "read_video_frames",
@@ -216,12 +217,32 @@ def read_audio(path: str | os.PathLike[str], sr: int = 16000) -> np.ndarray:
     the last frame is cut to its packet duration (AAC end padding), so a sound at time t in the
     source is at sample ``t * sr`` in the result.
     """
+    return _decode_audio(path, sr, "mono")[0].reshape(-1)
+
+
+def read_audio_native(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """``(samples (N, C) float32, rate)``: the first audio stream at its own rate, mono or stereo (more
+    channels are downmixed to stereo), priming removed as in :func:`read_audio`. For the output's
+    soundtrack: the model reads :func:`read_audio`'s 16 kHz mono, the viewer hears the original."""
     p, container = _open_input(path)
     with container:
         if not container.streams.audio:
             raise MediaError(f"{p}: has no audio stream; pass an audio file or a video with sound")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        rate, channels = int(stream.rate or 16000), int(stream.channels or 1)
+    layout = "mono" if channels == 1 else "stereo"
+    return _decode_audio(path, rate, layout)[0], rate
+
+
+def _decode_audio(path: str | os.PathLike[str], sr: int, layout: str) -> tuple[np.ndarray, int]:
+    """(samples (N, C), rate) of the first audio stream resampled to ``sr`` Hz and ``layout``."""
+    nch = 1 if layout == "mono" else 2
+    p, container = _open_input(path)
+    with container:
+        if not container.streams.audio:
+            raise MediaError(f"{p}: has no audio stream; pass an audio file or a video with sound")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout=layout, rate=sr)
         chunks: list[np.ndarray] = []
         drop_s = Fraction(0)  # leading seconds with negative timestamps (priming not removed)
         tail_excess_s = Fraction(0)  # decoded-but-padding seconds in the last frame
@@ -242,21 +263,21 @@ def read_audio(path: str | os.PathLike[str], sr: int = 16000) -> np.ndarray:
                         tail_excess_s = Fraction(frame.samples, rate) - dur
                 decoded_s += Fraction(frame.samples, rate)
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(out.to_ndarray().reshape(-1, nch))  # packed: interleaved channels
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().reshape(-1, nch))
         except av.error.FFmpegError as e:
             raise MediaError(
                 f"{p}: audio decoding failed after {float(decoded_s):.2f} s ({e.strerror or e}); the "
                 "file is truncated or corrupt; re-export it"
             ) from None
-    wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    wave = np.concatenate(chunks) if chunks else np.zeros((0, nch), np.float32)
     start = round(drop_s * sr)
     stop = round((decoded_s - tail_excess_s) * sr)
-    wave = wave[start : max(start, min(stop, wave.size))]
+    wave = wave[start : max(start, min(stop, len(wave)))]
     if wave.size == 0:
         raise MediaError(f"{p}: the audio stream contains no samples; use a file with actual sound")
-    return np.ascontiguousarray(wave, dtype=np.float32)
+    return np.ascontiguousarray(wave, dtype=np.float32), sr
 
 
 # ---------------------------------------------------------------------------------------- video
@@ -513,7 +534,7 @@ class VideoWriter:
     """Streaming H.264 (+ optional AAC) writer, atomic: the file appears only on successful close.
 
     ``with VideoWriter("out.mp4", audio=wave) as w: w.write(frames)``. Frames are written one
-    batch at a time; the audio (float mono at ``sample_rate``) is interleaved as the video
+    batch at a time; the audio (float, mono (N,) or (N, 1|2) channels at ``sample_rate``) is interleaved as the video
     advances. Video frame i is at exactly i / fps; audio sample 0 is at time 0 (the AAC encoder
     priming gets negative timestamps, which the MP4 muxer turns into an edit list players honour).
     Odd frame sizes are padded by one replicated row/column (yuv420p needs even sizes). The data
@@ -543,8 +564,11 @@ class VideoWriter:
             raise MediaError(f"{self.path}: unsupported extension {self.path.suffix!r}; use .mp4 (or .mov/.mkv)")
         if audio is not None:
             audio = np.asarray(audio, dtype=np.float32)
-            if audio.ndim != 1:
-                raise MediaError(f"{self.path}: audio must be mono 1-D, got shape {audio.shape}; downmix it")
+            if audio.ndim == 1:
+                audio = audio[:, None]
+            if audio.ndim != 2 or audio.shape[1] not in (1, 2):
+                raise MediaError(f"{self.path}: audio must be mono (N,) or (N, 1|2) samples, got shape "
+                                 f"{audio.shape}; downmix it")
             if not np.all(np.isfinite(audio)):
                 raise MediaError(f"{self.path}: audio contains NaN/inf samples; fix the waveform")
             audio = np.clip(audio, -1.0, 1.0)
@@ -566,8 +590,11 @@ class VideoWriter:
             self._vstream = self._container.add_stream("libx264", rate=self.fps)
             self._astream = None
             if audio is not None:
-                self._astream = self._container.add_stream("aac", rate=self.sample_rate, layout="mono")
-                self._astream.bit_rate = audio_bitrate
+                self._layout = "mono" if audio.shape[1] == 1 else "stereo"
+                self._astream = self._container.add_stream("aac", rate=self.sample_rate, layout=self._layout)
+                # the default suits 16 kHz mono speech; wider sound keeps ~96 kb/s per channel
+                wide = self.sample_rate > 24000 or audio.shape[1] > 1
+                self._astream.bit_rate = max(audio_bitrate, 96000 * audio.shape[1]) if wide else audio_bitrate
         except BaseException:
             self.abort()
             raise
@@ -621,7 +648,7 @@ class VideoWriter:
                 raise MediaError(f"{self.path}: no frames were written; nothing to save")
             self._mux(self._vstream.encode(None))
             if self._astream is not None and self._audio is not None:
-                self._write_audio_until(self._audio.size)
+                self._write_audio_until(len(self._audio))
                 self._mux(self._astream.encode(None))
             self._container.close()
             self._closed = True
@@ -676,11 +703,11 @@ class VideoWriter:
     def _write_audio_until(self, stop: int) -> None:
         if self._astream is None or self._audio is None:
             return
-        stop = min(stop, self._audio.size)
+        stop = min(stop, len(self._audio))
         if stop <= self._audio_pos:
             return
-        chunk = self._audio[self._audio_pos : stop]
-        af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        chunk = self._audio[self._audio_pos : stop]  # (n, channels)
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T), format="fltp", layout=self._layout)
         af.sample_rate = self.sample_rate
         af.pts = self._audio_pos  # in samples: sample 0 is at t = 0
         af.time_base = Fraction(1, self.sample_rate)

@@ -920,3 +920,28 @@ def test_signal_mid_generation_leaves_nothing(sig: str, status: int, line: str, 
     assert proc.returncode == status, err
     assert err.strip().splitlines() == [f"{line}: stopped, no output written"], err
     assert list(work.iterdir()) == []  # neither the video nor its .partial
+
+
+def test_output_keeps_the_speech_rate_and_channels(tmp_path: Path) -> None:
+    """A 48 kHz stereo speech file comes out as 48 kHz stereo AAC; the model still reads 16 kHz mono."""
+    import json
+
+    from pcavs.infer import TalkingFacePipeline
+    from pcavs.infer.demo import DEMO_WEIGHTS
+    from pcavs.media import VideoWriter, probe_video, read_audio_native
+
+    assets = DEMO_WEIGHTS.parents[1] / "demo"
+    rate = 48000
+    t = np.arange(rate) / rate
+    sound = np.stack([0.3 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 500 * t)], 1).astype(np.float32)
+    speech = tmp_path / "stereo.mkv"
+    with VideoWriter(speech, audio=sound, sample_rate=rate, preset="ultrafast") as w:
+        w.write(np.zeros((25, 16, 16, 3), np.uint8))
+    lm = np.asarray(json.loads((assets / "landmarks.json").read_text())["identity"])
+    out = tmp_path / "out.mp4"
+    pipe = TalkingFacePipeline.from_pretrained(DEMO_WEIGHTS, device="cpu")
+    result = pipe.generate(str(assets / "identity.png"), str(speech), output=out, identity_landmarks=lm)
+    info = probe_video(out)
+    assert result.num_frames == 25 and info.audio_sample_rate == 48000
+    back, back_rate = read_audio_native(out)
+    assert back_rate == 48000 and back.shape[1] == 2 and abs(len(back) - rate) < 2048

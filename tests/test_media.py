@@ -445,3 +445,23 @@ def test_plausible_high_rate_is_not_flagged(tmp_path: Path) -> None:
     _write_bursted(path, n=24, ticks=375)  # 240 fps: a high-speed recording, read by its timestamps
     assert probe_video(path).timing_note is None
     assert len(list(read_video_frames(path))) == 3  # 0.1 s at 25 fps
+
+
+def test_stereo_48k_soundtrack_round_trip(tmp_path) -> None:
+    """The writer keeps the input's rate and channels; read_audio_native gives them back in place."""
+    from pcavs.media import VideoWriter, read_audio, read_audio_native
+
+    rate, n = 48000, 48000
+    t = np.arange(n) / rate
+    left, right = 0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)
+    sound = np.stack([left, right], 1).astype(np.float32)
+    out = tmp_path / "s.mp4"
+    with VideoWriter(out, audio=sound, sample_rate=rate, preset="ultrafast") as w:
+        w.write(np.zeros((25, 16, 16, 3), np.uint8))
+    back, back_rate = read_audio_native(out)
+    assert back_rate == 48000 and back.shape[1] == 2 and abs(len(back) - n) < 1024
+    m = min(len(back), n) - 2000
+    for c in range(2):  # each channel stays itself (not swapped, not downmixed) and in place
+        corr = np.corrcoef(back[1000:m, c], sound[1000:m, c])[0, 1]
+        assert corr > 0.95
+    assert abs(read_audio(out).size - n / 3) < 400  # the model's view: 16 kHz mono

@@ -59,6 +59,7 @@ from pcavs.media import (
     VideoWriter,
     images_to_tensor,
     probe_video,
+    read_audio_native,
     read_video_frames,
     tensor_to_images,
 )
@@ -139,6 +140,9 @@ class GenerationInputs:
     fps: int
     num_frames: int  # T = num_video_frames(len(audio)): frames 0 .. T-1 are generated
     warnings: list[str] = field(default_factory=list)
+    # the soundtrack of the output: the input's own rate and channels (None: ``audio`` at 16 kHz mono)
+    sound: np.ndarray | None = None  # (N, C) float32
+    sound_rate: int = DEFAULT_AUDIO.sample_rate
 
 
 def resolve_pose_mode(pose: PoseSource | None, pose_mode: str | None) -> str:
@@ -204,6 +208,11 @@ def prepare_inputs(
     image, identity_name = load_image(identity, "identity photo")
     # 3. decode the audio (also proves the file is media and long enough)
     wave, audio_name, notes = load_audio(audio, fps)
+    sound, sound_rate = None, DEFAULT_AUDIO.sample_rate
+    if _is_path(audio):  # the viewer hears the input as it was (e.g. 48 kHz stereo); the model reads 16 kHz mono
+        sound, sound_rate = read_audio_native(audio)
+        if sound_rate == DEFAULT_AUDIO.sample_rate and sound.shape[1] == 1:
+            sound = None  # the same as the model's waveform
     if mode in ("still", "frontal") and pose is not None:
         note = f"pose mode '{mode}' ignores the pose video {pose if _is_path(pose) else '(frames)'}"
         warnings.warn(note, InputWarning, stacklevel=2)
@@ -258,6 +267,8 @@ def prepare_inputs(
         fps=fps,
         num_frames=num_video_frames(wave.size, fps, DEFAULT_AUDIO.sample_rate),
         warnings=list(notes),
+        sound=sound,
+        sound_rate=sound_rate,
     )
 
 
@@ -576,7 +587,8 @@ class TalkingFacePipeline:
             autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
             try:
                 with (
-                    VideoWriter(out, fps=inputs.fps, audio=inputs.audio, sample_rate=DEFAULT_AUDIO.sample_rate) as wr,
+                    VideoWriter(out, fps=inputs.fps, audio=inputs.audio if inputs.sound is None else inputs.sound,
+                                sample_rate=inputs.sound_rate) as wr,
                     tqdm(total=inputs.num_frames, unit="frame", desc=out.name, file=sys.stderr,
                          disable=not opts.progress, dynamic_ncols=True, leave=False) as bar,
                 ):
