@@ -1,10 +1,19 @@
-"""Resume check (issue 24), partial: per stage, an uninterrupted ``pcavs train`` run vs one SIGKILLed at a step
-between checkpoints and restarted with the same command; prints max |diff| of the exported weights.
+"""Does training resume exactly after it is killed? Per stage and way of dying: an uninterrupted
+``pcavs train`` run against one that is stopped and then restarted with the same command; prints the
+max |diff| of the exported weights (0.0 = equal to the bit).
 
-Usage: python benchmarks/resume_matrix.py WORKDIR STAGE KILL_STEP   (30 steps, checkpoint_every=10, size 32)
-Not yet covered: SIGTERM, SIGKILL during a checkpoint write, torchrun with a rank killed.
+    python benchmarks/resume_matrix.py WORKDIR [--stages joint sync identity landmarks]
+                                       [--modes sigterm sigkill sigkill-in-write]
+
+Ways of dying: ``sigterm`` (the trainer saves its state and exits), ``sigkill`` at a step between two
+checkpoints, and ``sigkill-in-write`` while a checkpoint is being written (the write is held open with
+``PCAVS_CHECKPOINT_PAUSE_S`` and the process is killed once the temporary file exists). The tiny presets
+on synthetic shards (size 32), 30 steps, a checkpoint every 10 steps, one process on the CPU.
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
 import signal
@@ -13,28 +22,91 @@ import sys
 import time
 from pathlib import Path
 
-from safetensors.torch import load_file
+MODES = ("sigterm", "sigkill", "sigkill-in-write")
+STAGES = ("joint", "sync", "identity", "landmarks")
+STEPS, EVERY, KILL_AT = 30, 10, 15
 
-from pcavs.data.dataset import write_synthetic_dataset
 
-root, stage, kill_at, steps = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), 30
-data = root / "data"
-if not data.exists():
-    write_synthetic_dataset(data, num_clips=8, frames=20, size=32)
-env = {**os.environ, "OMP_NUM_THREADS": "1"}
-def cmd(out):
-    return [sys.executable, "-m", "pcavs", "train", "--preset", f"tiny-{stage}", "--data", str(data), "--out", str(out),
-            "--quiet", f"steps={steps}", "checkpoint_every=10", "log_every=1"]
-a, b = root / f"{stage}-a", root / f"{stage}-b"
-subprocess.run(cmd(a), env=env, check=True, capture_output=True)
-p = subprocess.Popen(cmd(b), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-log = b / "log.jsonl"
-while p.poll() is None:
-    if log.exists() and any(json.loads(l)["step"] >= kill_at for l in log.read_text().splitlines() if l.strip()):
-        p.send_signal(signal.SIGKILL)
-        break
-    time.sleep(0.02)
-p.wait()
-subprocess.run(cmd(b), env=env, check=True, capture_output=True)
-wa, wb = load_file(a / "weights/model.safetensors"), load_file(b / "weights/model.safetensors")
-print(stage, kill_at, len(wa), max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa))
+def make_data(root: Path) -> Path:
+    from pcavs.data.dataset import write_synthetic_dataset
+
+    data = root / "data"
+    if not (data / "dataset.json").exists():
+        write_synthetic_dataset(data, num_clips=8, frames=20, size=32)
+    return data
+
+
+def command(stage: str, data: Path, out: Path, steps: int = STEPS) -> list[str]:
+    return [sys.executable, "-m", "pcavs", "train", "--preset", f"tiny-{stage}", "--data", str(data),
+            "--out", str(out), "--quiet", f"steps={steps}", f"checkpoint_every={EVERY}", "log_every=1"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def _logged_step(out: Path) -> int:
+    log = out / "log.jsonl"
+    if not log.exists():
+        return -1
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines() if line.strip().endswith("}")]
+    return max(steps, default=-1)
+
+
+def interrupted_run(stage: str, data: Path, out: Path, mode: str, kill_at: int = KILL_AT, timeout: float = 300) -> None:
+    """Start the CLI, stop it the ``mode`` way around step ``kill_at``, then rerun the same command."""
+    env = _env(PCAVS_CHECKPOINT_PAUSE_S="30") if mode == "sigkill-in-write" else _env()
+    p = subprocess.Popen(command(stage, data, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t0 = time.monotonic()
+    try:
+        while p.poll() is None and time.monotonic() - t0 < timeout:
+            if mode == "sigkill-in-write":
+                if any(out.glob(".state*.tmp")) and _logged_step(out) >= EVERY:
+                    time.sleep(0.5)  # the temporary file is being written or held: kill inside the write
+                    p.send_signal(signal.SIGKILL)
+                    break
+            elif _logged_step(out) >= kill_at:
+                p.send_signal(signal.SIGTERM if mode == "sigterm" else signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        p.wait(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if p.returncode == 0:
+        raise RuntimeError(f"{stage}/{mode}: the run finished before it could be stopped")
+    subprocess.run(command(stage, data, out), env=_env(), check=True, capture_output=True, timeout=timeout)
+
+
+def max_diff(a: Path, b: Path) -> tuple[int, float]:
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "weights" / "model.safetensors"), load_file(b / "weights" / "model.safetensors")
+    if set(wa) != set(wb):
+        raise RuntimeError("the two runs exported different tensors")
+    return len(wa), max((wa[k].double() - wb[k].double()).abs().max().item() for k in wa)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("workdir", type=Path)
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    args = ap.parse_args(argv)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    data = make_data(args.workdir)
+    print(f"{'stage':10} {'mode':18} {'tensors':>8} {'max |diff|':>12}")
+    for stage in args.stages:
+        ref = args.workdir / f"{stage}-uninterrupted"
+        if not (ref / "weights").exists():
+            subprocess.run(command(stage, data, ref), env=_env(), check=True, capture_output=True)
+        for mode in args.modes:
+            out = args.workdir / f"{stage}-{mode}"
+            interrupted_run(stage, data, out, mode)
+            n, d = max_diff(ref, out)
+            print(f"{stage:10} {mode:18} {n:>8} {d:>12.3g}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -70,10 +70,19 @@ def save_state(
         "config": config,
     }  # fmt: skip
     path = folder / STATE_FILE
+    for stale in folder.glob(f".{STATE_FILE}.*.tmp"):  # left by a run killed while writing
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        # Test hook (tests/test_resume.py): hold the written temporary file so that a kill lands inside
+        # the checkpoint write; the previous state must survive it.
+        pause = float(os.environ.get("PCAVS_CHECKPOINT_PAUSE_S", "0") or 0)
+        if pause > 0:
+            import time
+
+            time.sleep(pause)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

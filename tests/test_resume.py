@@ -1,0 +1,41 @@
+"""Training resumes exactly after it is killed, tried as users kill it: the CLI in a subprocess, stopped,
+then the same command again (benchmarks/resume_matrix.py runs the whole stage x way-of-dying table)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("resume_matrix", Path(__file__).parents[1] / "benchmarks" /
+                                               "resume_matrix.py")
+rm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(rm)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return rm.make_data(tmp_path_factory.mktemp("resume"))
+
+
+def _check(stage: str, mode: str, data: Path, tmp: Path) -> None:
+    import subprocess
+
+    ref, out = tmp / "ref", tmp / "out"
+    subprocess.run(rm.command(stage, data, ref), env=rm._env(), check=True, capture_output=True, timeout=300)
+    rm.interrupted_run(stage, data, out, mode)
+    n, diff = rm.max_diff(ref, out)
+    assert n > 100 and diff == 0.0
+    assert not list(out.glob(".state*.tmp"))  # the half-written checkpoint was cleaned up
+
+
+def test_sigkill_between_checkpoints_resumes_to_the_bit(data: Path, tmp_path: Path) -> None:
+    _check("joint", "sigkill", data, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sigterm", "sigkill", "sigkill-in-write"])
+@pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
+def test_every_stage_and_way_of_dying(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
+    _check(stage, mode, data, tmp_path)
