@@ -261,3 +261,14 @@ def test_ui_end_to_end(assets: dict[str, Path], tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def test_head_motion_controls_become_a_track_edit() -> None:
+    from pcavs.posetrack import TrackEdit
+    from pcavs.ui.app import MOTION_DEFAULTS, _motion_edit, example_rows
+
+    assert _motion_edit(*MOTION_DEFAULTS) is None  # neutral controls: the pose video as it is
+    assert _motion_edit(0.5, "hold", 2.0, True, True) == TrackEdit(amplitude=0.5, loop="hold", smooth=2.0,
+                                                                   mirror=True, start_from_photo=True)
+    rows = example_rows(Path(__file__).parents[1] / "pcavs" / "assets" / "demo")
+    assert rows and rows[0][-5:] == list(MOTION_DEFAULTS)

@@ -151,7 +151,8 @@ def draw_face_preview(
 def example_rows(examples_dir: str | Path | None) -> list[list[Any]]:
     """The built-in example as one row of page inputs, or ``[]`` when the folder lacks the files.
 
-    Row: photo, audio, speech video, pose video, pose mode, paste back, mouth weight.
+    Row: photo, audio, speech video, pose video, pose mode, paste back, mouth weight, then the head-motion
+    edits (amplitude, loop, smoothing, mirror, start from the photo) at their neutral values.
     """
     if examples_dir is None:
         return []
@@ -160,8 +161,23 @@ def example_rows(examples_dir: str | Path | None) -> list[list[Any]]:
     if not (photo.is_file() and speech.is_file()):
         return []
     if pose.is_file():
-        return [[str(photo), str(speech), None, str(pose), "video", False, DEFAULT_MOUTH_WEIGHT]]
-    return [[str(photo), str(speech), None, None, "still", False, DEFAULT_MOUTH_WEIGHT]]
+        return [[str(photo), str(speech), None, str(pose), "video", False, DEFAULT_MOUTH_WEIGHT, *MOTION_DEFAULTS]]
+    return [[str(photo), str(speech), None, None, "still", False, DEFAULT_MOUTH_WEIGHT, *MOTION_DEFAULTS]]
+
+
+#: Neutral head-motion edits: amplitude, loop mode, smoothing sigma, mirror, start from the photo's pose.
+MOTION_DEFAULTS = (1.0, "pingpong", 0.0, False, False)
+
+
+def _motion_edit(amplitude: float | None, loop: str | None, smooth: float | None, mirror: bool,
+                 start: bool) -> Any:
+    """The page's head-motion controls as a TrackEdit (None when they are all neutral)."""
+    from pcavs.posetrack import TrackEdit
+
+    edit = TrackEdit(amplitude=None if amplitude in (None, 1.0) else float(amplitude),
+                     loop=None if loop in (None, "pingpong") else loop, smooth=float(smooth or 0.0),
+                     mirror=bool(mirror), start_from_photo=True if start else None)
+    return None if edit == TrackEdit() else edit
 
 
 # ------------------------------------------------------------------------------------------ backend
@@ -266,6 +282,11 @@ class UIBackend:
         pose_mode: str | None = "still",
         paste_back: bool = False,
         mouth_weight: float | None = DEFAULT_MOUTH_WEIGHT,
+        pose_amplitude: float | None = 1.0,
+        pose_loop: str | None = "pingpong",
+        pose_smooth: float | None = 0.0,
+        pose_mirror: bool = False,
+        pose_start_from_photo: bool = False,
         progress: ProgressFn | None = None,
     ) -> tuple[str | None, str]:
         """``(mp4 path, Markdown summary)``, or ``(None, Markdown error)``; never raises for bad input."""
@@ -288,8 +309,9 @@ class UIBackend:
             weight = DEFAULT_MOUTH_WEIGHT if mouth_weight is None else float(mouth_weight)
             if not math.isfinite(weight) or not 0.0 <= weight <= 5.0:
                 raise InputError(f"mouth weight must be between 0 and 5, got {mouth_weight!r}")
+            edit = _motion_edit(pose_amplitude, pose_loop, pose_smooth, pose_mirror, pose_start_from_photo)
             options = GenerationOptions(mouth_weight=weight, paste_back=bool(paste_back), progress=False,
-                                        overwrite=True)  # the page's own numbered outputs
+                                        overwrite=True, pose_edit=edit)  # the page's own numbered outputs
             with self._run_lock:
                 t0 = time.perf_counter()
                 output = self._next_output()
@@ -397,9 +419,15 @@ def build_app(
         pose_mode: str | None,
         paste_back: bool,
         mouth_weight: float | None,
+        pose_amplitude: float | None,
+        pose_loop: str | None,
+        pose_smooth: float | None,
+        pose_mirror: bool,
+        pose_start_from_photo: bool,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - gradio injects it by default value
     ) -> tuple[str | None, str]:
         return backend.generate(photo, audio, speech_video, pose_video, pose_mode, paste_back, mouth_weight,
+                                pose_amplitude, pose_loop, pose_smooth, pose_mirror, pose_start_from_photo,
                                 progress=progress)
 
     def on_pose_video(pose_video: str | None, mode: str | None) -> str | None:
@@ -435,7 +463,18 @@ def build_app(
                                  elem_id="paste-back")
         mouth_weight = gr.Slider(0.0, 3.0, value=DEFAULT_MOUTH_WEIGHT, step=0.05, render=False,
                                  label="Mouth weight (how strongly the speech moves the lips)", elem_id="mouth-weight")
-        inputs = [photo, audio, speech_video, pose_video, pose_mode, paste_back, mouth_weight]
+        amp, loop, smooth, mirror, start = MOTION_DEFAULTS
+        motion = [
+            gr.Slider(0.0, 2.0, value=amp, step=0.05, render=False, elem_id="pose-amplitude",
+                      label="Head-motion amplitude (1 = as in the pose video)"),
+            gr.Radio(["pingpong", "repeat", "hold"], value=loop, render=False, elem_id="pose-loop",
+                     label="When the pose video is shorter than the speech"),
+            gr.Slider(0.0, 6.0, value=smooth, step=0.5, render=False, elem_id="pose-smooth",
+                      label="Smooth the head motion (sigma, frames)"),
+            gr.Checkbox(label="Mirror the head motion", value=mirror, render=False, elem_id="pose-mirror"),
+            gr.Checkbox(label="Start from the photo's own pose", value=start, render=False, elem_id="pose-start"),
+        ]
+        inputs = [photo, audio, speech_video, pose_video, pose_mode, paste_back, mouth_weight, *motion]
         examples = None
         if rows:
             names = ", ".join(Path(v).name for v in rows[0][:4] if v)
@@ -448,8 +487,11 @@ def build_app(
                                    format="png", interactive=False, elem_id="preview")
                 preview_status = gr.Markdown(elem_id="preview-status")
             with gr.Column(scale=4):
-                for component in inputs[1:]:
+                for component in inputs[1 : len(inputs) - len(motion)]:
                     component.render()
+                with gr.Accordion("Head motion (pose video edits)", open=False):
+                    for component in motion:
+                        component.render()
                 run = gr.Button("Generate video", variant="primary", elem_id="generate")
             with gr.Column(scale=5):
                 result = gr.Video(label="Result", interactive=False, buttons=["download"], height=360,

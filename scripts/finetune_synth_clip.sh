@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# How the shipped built-in model was moved to the official clip crop (issue 17): the previous built-in
+# model (trained on levelled crops by scripts/train_synth.sh) fine-tuned on SynthTalk shards cropped the
+# clip way: 300 landmark steps (the FAN now sees rolled and zoomed crops), then 1200 joint steps with the
+# lr decayed to 0 over the last 600. Run from a checkout whose pcavs/assets/weights/synthtalk-small is the
+# previous model (git show 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
+#   DATA=data/synthtalk RUNS=runs/clip INIT=path/to/previous/weights bash scripts/finetune_synth_clip.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PCAVS=${PCAVS:-.venv/bin/pcavs}
+DATA=${DATA:-data/synthtalk}
+RUNS=${RUNS:-runs/clip}
+INIT=${INIT:-pcavs/assets/weights/synthtalk-small}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on a loaded 2-core machine one thread was 3.5x faster
+$PCAVS synth "$DATA/raw" --identities 200 --clips 3 --seconds 4 --size 128 --seed 0 --workers 2
+$PCAVS preprocess "$DATA/raw" "$DATA/shards-64" --size 64 --workers 2 --clips-per-shard 32
+$PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/landmarks" --init-from "$INIT" steps=300
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint" --init-from "$RUNS/landmarks/weights" \
+    steps=1200 optim.decay_steps=600
