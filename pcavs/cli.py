@@ -162,6 +162,8 @@ COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("demo", "make demo.mp4 (identity | pose source | result) from the built-in model and inputs",
      "pcavs.cli", "add_demo_arguments", "cmd_demo"),
     ("pose", "head-motion tracks: extract what the pose encoder sees", "pcavs.posetrack.cli", "add_arguments", "run"),
+    ("batch", "many videos from a manifest (JSONL/CSV), weights loaded once per worker; resumable",
+     "pcavs.infer.batch", "add_arguments", "run"),
     ("synth", "render SynthTalk talking-head videos with exact ground truth",
      "pcavs.synth.cli", "add_arguments", "run"),
     ("train-sync", "train the SynthTalk lip-sync expert that evaluate and report measure sync with",
