@@ -20,7 +20,7 @@ ANGLE_RANGES: dict[str, tuple[float, float, float]] = {
 }
 #: Detector scores below this are weak (dlib HOG: real frontal faces score about 0.5-2.5).
 LOW_SCORE = 0.3
-#: A run of filled (face-less) frames longer than this is a problem, not a warning.
+#: A run of filled (face-less) frames longer than this is a problem, not a warning (generate's --max-gap).
 LONG_GAP = 12
 
 
@@ -57,7 +57,8 @@ class TrackCheck:
 
 
 def check_track(track: PoseTrack, *, model_family: str = "small", source_fps: float | None = None,
-                source_frames: int | None = None, duration: float | None = None) -> TrackCheck:
+                source_frames: int | None = None, duration: float | None = None,
+                max_gap: int = LONG_GAP) -> TrackCheck:
     """Check ``track`` against what a ``model_family`` model can follow (see :data:`ANGLE_RANGES`).
 
     ``source_fps`` / ``source_frames`` / ``duration`` (from the video's probe) reveal frame-rate changes.
@@ -71,11 +72,11 @@ def check_track(track: PoseTrack, *, model_family: str = "small", source_fps: fl
     out.summary.append(f"angles (deg): yaw {yaw.min():+.1f}..{yaw.max():+.1f}, pitch {pitch.min():+.1f}.."
                        f"{pitch.max():+.1f}, roll {roll.min():+.1f}..{roll.max():+.1f}")
     gaps = runs(track.filled)
-    long_gaps = [g for g in gaps if g[1] - g[0] > LONG_GAP]
+    long_gaps = [g for g in gaps if g[1] - g[0] > max_gap]
     if long_gaps:
-        out.problems.append(f"no face for more than {LONG_GAP} frames at {_spans(long_gaps, fps)}: the head "
-                            "motion there is invented; cut those parts or use another video")
-    short = [g for g in gaps if g[1] - g[0] <= LONG_GAP]
+        out.problems.append(f"no face for more than {max_gap} frames at {_spans(long_gaps, fps)}: generate "
+                            "stops there (--max-gap); cut those parts (pcavs pose edit --trim) or use another video")
+    short = [g for g in gaps if g[1] - g[0] <= max_gap]
     if short:
         out.warnings.append(f"no face in {sum(b - a for a, b in short)} frame(s), filled by interpolation: "
                             f"{_spans(short, fps)}")

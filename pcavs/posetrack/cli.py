@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("source", help="pose video, or a track file (.npz) from `pcavs pose extract`")
     p.add_argument("--model", choices=("small", "official"), default="small",
                    help="whose training range to check the angles against (small: the built-in model)")
-    p.add_argument("--max-gap", type=int, default=12, help="longest face-less run (frames) to interpolate")
+    p.add_argument("--max-gap", type=int, default=12,
+                   help="longest face-less run (frames) generation interpolates; a longer one is a problem")
     p.set_defaults(pose_func=run_check)
 
     p = actions.add_parser("show", help="track -> PNG: yaw/pitch/roll over time, gaps and cuts, and crops")
@@ -103,13 +104,15 @@ def run_check(args: argparse.Namespace) -> int:
     from pcavs.posetrack.check import check_track
 
     try:
-        track = _load_source(args.source, args.max_gap)
-    except FaceNotFoundError as e:  # a lost face is the check's answer, not a crash
+        # track through gaps of any length so that the check can report each of them
+        track = _load_source(args.source, max_gap=1 << 30)
+    except FaceNotFoundError as e:  # no face at all is the check's answer, not a crash
         print(f"{args.source}\nproblem: {e}\nverdict: not usable as it is")
         return 2
     meta = track.meta
     report = check_track(track, model_family=args.model, source_fps=meta.get("source_fps"),
-                         source_frames=meta.get("source_frames"), duration=meta.get("duration"))
+                         source_frames=meta.get("source_frames"), duration=meta.get("duration"),
+                         max_gap=args.max_gap)
     print(report.text())
     return 0 if report.ok else 2
 
