@@ -73,7 +73,7 @@ def interrupted_run(stage: str, data: Path, out: Path, mode: str, kill_at: int =
     finally:
         if p.poll() is None:
             p.kill()
-    if p.returncode == 0:
+    if _logged_step(out) >= STEPS:
         raise RuntimeError(f"{stage}/{mode}: the run finished before it could be stopped")
     subprocess.run(command(stage, data, out), env=_env(), check=True, capture_output=True, timeout=timeout)
 
