@@ -910,7 +910,10 @@ def test_signal_mid_generation_leaves_nothing(sig: str, status: int, line: str, 
     work.mkdir()
     proc = subprocess.Popen([sys.executable, "-c", _SIGNAL_SCRIPT, *_argv(assets, work, audio=tmp_path / "long.wav",
                                                                             weights=assets["small"])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # a test run started in the background inherits an ignored SIGINT (shell job
+                            # control), and Python then installs no Ctrl-C handler: restore the default
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not (work / ".out.mp4.partial").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
