@@ -182,17 +182,10 @@ def _run(args: argparse.Namespace) -> int:
 def _pose_edit(args: argparse.Namespace) -> Any:
     """The --pose-* motion options as one TrackEdit, or None when none is given."""
     from pcavs.posetrack import TrackEdit
+    from pcavs.posetrack.edit import parse_trim
 
-    from .sources import InputError
-
-    trim = None
-    if args.pose_trim:
-        try:
-            a, b = (float(v) for v in args.pose_trim.split(":"))
-        except ValueError:
-            raise InputError(f"--pose-trim {args.pose_trim!r}: expected START:END in seconds, e.g. 1.5:4") from None
-        trim = (a, b)
-    edit = TrackEdit(trim=trim, speed=args.pose_speed, offset=args.pose_offset, smooth=args.pose_smooth,
+    edit = TrackEdit(trim=parse_trim(args.pose_trim, "--pose-trim"), speed=args.pose_speed, offset=args.pose_offset,
+                     smooth=args.pose_smooth,
                      mirror=args.pose_mirror, amplitude=args.pose_amplitude,
                      start_from_photo=args.pose_start_from_photo, loop=args.pose_loop)
     return None if edit == TrackEdit() else edit

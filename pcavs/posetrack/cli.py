@@ -130,17 +130,11 @@ def run_show(args: argparse.Namespace) -> int:
 def run_edit(args: argparse.Namespace) -> int:
     from pcavs.infer.sources import InputError
     from pcavs.posetrack import load_track
-    from pcavs.posetrack.edit import TrackEdit, concat_tracks, edit_track
+    from pcavs.posetrack.edit import TrackEdit, concat_tracks, edit_track, parse_trim
 
     out = _output(args.output, ".npz")
-    trim = None
-    if args.trim:
-        try:
-            a, b = (float(v) for v in args.trim.split(":"))
-        except ValueError:
-            raise InputError(f"--trim {args.trim!r}: expected START:END in seconds, e.g. 1.5:4") from None
-        trim = (a, b)
-    edit = TrackEdit(trim=trim, speed=args.speed, offset=args.offset, smooth=args.smooth, mirror=args.mirror,
+    edit = TrackEdit(trim=parse_trim(args.trim, "--trim"), speed=args.speed, offset=args.offset, smooth=args.smooth,
+                     mirror=args.mirror,
                      amplitude=args.amplitude, start_from_photo=args.start_from_photo, loop=args.loop)
     track = load_track(args.track)
     other = load_track(args.concat) if args.concat else None

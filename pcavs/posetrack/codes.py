@@ -30,11 +30,9 @@ def loop_index(k: int, n: int, mode: str = "pingpong") -> int:
         return k % n
     if mode != "pingpong":
         raise ValueError(f"unknown loop mode {mode!r}; choose one of {', '.join(LOOP_MODES)}")
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)  # the end rows are not repeated: ... n-2, n-1, n-2 ...
-    m = k % period
-    return m if m < n else period - m
+    from pcavs.infer.pose import pingpong_index  # here: pcavs.infer imports this package
+
+    return pingpong_index(k, n)
 
 
 def _crops(track: PoseTrack, size: int) -> Iterator[tuple[int, np.ndarray]]:

@@ -17,10 +17,21 @@ import numpy as np
 from .codes import LOOP_MODES
 from .file import PoseTrack, TrackFileError
 
-__all__ = ["TrackEdit", "concat_tracks", "edit_track"]
+__all__ = ["TrackEdit", "concat_tracks", "edit_track", "parse_trim"]
 
 _LINEAR = ("landmarks", "matrix", "align", "angles")  # interpolated between rows
 _NEAREST = ("score", "filled", "shot", "frame", "source")  # taken from the nearest row
+
+
+def parse_trim(text: str | None, option: str = "--trim") -> tuple[float, float] | None:
+    """``"1.5:4"`` -> ``(1.5, 4.0)`` seconds; None for no trim."""
+    if not text:
+        return None
+    try:
+        a, b = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise TrackFileError(f"{option} {text!r}: expected START:END in seconds, e.g. 1.5:4") from None
+    return a, b
 
 
 @dataclass(frozen=True)
