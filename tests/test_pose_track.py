@@ -282,6 +282,7 @@ def test_edits_trim_retime_smooth_mirror_and_meta() -> None:
     assert mirrored.meta["mirror"] and not mirrored.codes
     assert mirrored.angles[3, 0] == -3 and mirrored.angles[0, 2] == -5
     e = edit_track(t, TrackEdit(amplitude=0.5, start_from_photo=True, loop="hold"))
+    assert "amplitude" not in t.meta and t.time is not e.time  # the input track is left as it was
     assert e.meta["edits"] == ["amplitude 0.5", "start_from_photo True", "loop hold"]
     codes = apply_code_edits(t.codes["h"], e.meta, still=np.array([100.0, 1.0]))
     assert codes[0].tolist() == [100.0, 1.0] and codes[10, 0] - codes[0, 0] == pytest.approx(5.0)  # half the motion

@@ -108,7 +108,7 @@ def _smooth(track: PoseTrack, sigma: float) -> PoseTrack:
 
 def edit_track(track: PoseTrack, edit: TrackEdit) -> PoseTrack:
     """A new track with ``edit`` applied (the input is not changed)."""
-    fps, out = track.fps, track
+    fps, out = track.fps, track.select(np.arange(len(track)))  # a copy: the input stays as it is
     done: list[str] = []
     if edit.trim is not None:
         a, b = (int(round(v * fps)) for v in edit.trim)
@@ -129,7 +129,6 @@ def edit_track(track: PoseTrack, edit: TrackEdit) -> PoseTrack:
         done.append(f"smooth {edit.smooth:g}")
     meta = dict(out.meta)
     if edit.mirror:
-        out = out.select(np.arange(len(out)))
         out.angles = out.angles * np.array([-1, 1, -1], np.float32)  # a mirror turns yaw and roll around
         out.codes = {}  # the codes of unflipped crops no longer apply
         meta["mirror"] = not meta.get("mirror", False)
