@@ -224,6 +224,14 @@ def _analyzer(options: EvalOptions, analyzer: FaceAnalyzer | None) -> FaceAnalyz
 CROP_FACE_BOX = Box(44.0, 28.0, 188.0, 172.0)
 
 
+def _check_size(name: str, frame: np.ndarray, size: tuple[int, int] | None, index: int) -> tuple[int, int]:
+    """The video's frame size, fixed by its first frame; a frame of another size is an error."""
+    if size is not None and frame.shape[:2] != size:
+        raise EvaluationError(f"{name}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the first was "
+                              f"{size[1]}x{size[0]}; re-encode the video at one size")
+    return size or frame.shape[:2]
+
+
 def frames_are_crops(aligned: bool | None, frame_size: tuple[int, int], faces_found: int) -> bool:
     """The one rule (``evaluate`` and ``report``) for taking a video's frames as aligned face crops.
 
@@ -243,11 +251,7 @@ def _track_declared_crops(source: FrameSource, name: str, options: EvalOptions, 
     frames = _iter_frames(source, options.fps)
     try:
         for frame in frames:
-            if size is None:
-                size = frame.shape[:2]
-            elif frame.shape[:2] != size:
-                raise EvaluationError(f"{name}: frame {len(marks)} is {frame.shape[1]}x{frame.shape[0]}, the first "
-                                      f"was {size[1]}x{size[0]}; re-encode the video at one size")
+            size = _check_size(name, frame, size, len(marks))
             marks.append(an.landmarks(_resize(frame, CROP_SIZE), CROP_FACE_BOX))
     finally:
         close = getattr(frames, "close", None)
@@ -289,11 +293,7 @@ def track_video(
     frames = _iter_frames(source, options.fps)
     try:
         for frame in frames:
-            if size is None:
-                size = frame.shape[:2]
-            elif frame.shape[:2] != size:
-                raise EvaluationError(f"{name}: frame {count} is {frame.shape[1]}x{frame.shape[0]}, the first was "
-                                      f"{size[1]}x{size[0]}; re-encode the video at one size")
+            size = _check_size(name, frame, size, count)
             count += 1
             results.extend(tracker.push(frame))
         try:
