@@ -23,7 +23,8 @@ def _check(stage: str, mode: str, data: Path, tmp: Path) -> None:
     import subprocess
 
     ref, out = tmp / "ref", tmp / "out"
-    subprocess.run(rm.command(stage, data, ref), env=rm._env(), check=True, capture_output=True, timeout=300)
+    cmd = rm.command(stage, data, ref, ranks=rm.ranks_of(mode))
+    subprocess.run(cmd, env=rm._env(), check=True, capture_output=True, timeout=300)
     rm.interrupted_run(stage, data, out, mode)
     n, diff = rm.max_diff(ref, out)
     assert n > 100 and diff == 0.0
@@ -38,4 +39,18 @@ def test_sigkill_between_checkpoints_resumes_to_the_bit(data: Path, tmp_path: Pa
 @pytest.mark.parametrize("mode", ["sigterm", "sigkill", "sigkill-in-write"])
 @pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
 def test_every_stage_and_way_of_dying(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
+    _check(stage, mode, data, tmp_path)
+
+
+def test_torchrun_rank_killed_resumes_to_the_bit(data: Path, tmp_path: Path) -> None:
+    """torchrun, 2 CPU ranks: SIGKILL on rank 1 between checkpoints, the same command again."""
+    _check("joint", "torchrun-kill-rank", data, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["torchrun-kill-rank", "torchrun-sigterm", "torchrun-sigterm-rank"])
+@pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
+def test_every_stage_under_torchrun(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
+    """Also SIGTERM on one rank only: before every rank agreed on when to stop, rank 1 waited in the
+    checkpoint's barrier while rank 0 trained on, and the job hung."""
     _check(stage, mode, data, tmp_path)

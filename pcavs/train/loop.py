@@ -25,7 +25,7 @@ from pcavs.config import ConfigError, preset, to_dict
 from pcavs.losses import PerceptualLoss, weighted_sum
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 from pcavs.train.config import TrainConfig
-from pcavs.train.distributed import DistInfo, average_scalars, barrier, wrap
+from pcavs.train.distributed import DistInfo, any_rank, average_scalars, barrier, wrap
 from pcavs.train.phases import (
     DiscriminatorPhase,
     GeneratorPhase,
@@ -212,7 +212,8 @@ class Trainer:
         batches = self.data(self.position)
         try:
             t0, seen = time.perf_counter(), 0
-            while self.position.step < stop and not self._stop_requested:
+            # SIGTERM reaches the ranks at slightly different moments: all stop after the same step
+            while self.position.step < stop and not any_rank(self._stop_requested, info):
                 epoch, index, batch = next(batches)
                 batch = {k: v.to(info.device, non_blocking=True) for k, v in batch.items()}
                 logs, outputs = self.step(batch)
