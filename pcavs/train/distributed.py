@@ -81,6 +81,15 @@ def any_rank(flag: bool, info: DistInfo) -> bool:
     return bool(t.item() > 0)
 
 
+def gather_objects(obj: object, info: DistInfo) -> list:
+    """Every rank's ``obj`` in rank order, on every rank (pickled; small objects such as RNG states)."""
+    if not info.distributed:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
