@@ -139,3 +139,24 @@ def test_preprocess_on_ray_survives_a_killed_worker(cluster, synth: Path, tmp_pa
 
 def test_bad_rows_on_ray(cluster, tmp_path: Path) -> None:
     check_bad_rows(tmp_path, ["--ray", cluster.address])  # the same checks as in this process and the pool
+
+
+def test_benchmark_on_ray_scores_as_in_process(cluster, synth: Path, tmp_path: Path) -> None:
+    """The per-video evaluation (``pcavs benchmark``): the same scores and generated videos on Ray."""
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "mp4").symlink_to(synth / "src")  # SynthTalk is laid out as VoxCeleb2
+    (tmp_path / "list.txt").write_text("".join(f"{p.relative_to(synth / 'src').with_suffix('')}\n"
+                                               for p in sorted((synth / "src").glob("*/*/*.mp4"))[:2]))
+    weights = Path(__file__).parents[1] / "pcavs" / "assets" / "weights" / "synthtalk-small"
+    reports = {}
+    for name, extra in (("here", []), ("ray", ["--ray", cluster.address])):
+        r = subprocess.run([sys.executable, "-m", "pcavs", "benchmark", "--dataset", "vox2", "--root",
+                            str(tmp_path / "root"), "--list", str(tmp_path / "list.txt"), "--weights", str(weights),
+                            "-o", str(tmp_path / name), "--device", "cpu", "--embedding-stride", "5", *extra],
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode in (0, 1), r.stderr  # 1: a video failed (recorded), as in this process
+        text = (tmp_path / name / "results.json").read_text().replace(str(tmp_path / name), "OUT")
+        reports[name] = {k: v for k, v in json.loads(text).items() if k != "elapsed_s"}
+    assert reports["ray"] == reports["here"]
+    assert reports["here"]["summary"]["counts"]["ssim"] >= 1
+    assert _files(tmp_path / "ray" / "generated") == _files(tmp_path / "here" / "generated")

@@ -437,6 +437,8 @@ def preprocess(src: str | os.PathLike[str], dst: str | os.PathLike[str], cfg: Pr
     try:
         if todo:
             with make_engine(ecfg) as eng:
+                if progress:
+                    print(f"preprocess: {len(todo)} shards on {eng.describe()}", file=sys.stderr)
                 # in this process the bar moves clip by clip; from workers, shard by shard
                 tick = (lambda: bar.update(1)) if eng.in_process else None
                 shared = _Shared(str(src_p), str(dst_p), cfg, label_kind, header, tick)

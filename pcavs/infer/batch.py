@@ -228,6 +228,8 @@ def run_batch(manifest: str | os.PathLike[str], outdir: str | os.PathLike[str], 
                 todo.append(row)
         if todo:
             with make_engine(cfg) as eng:
+                if progress:
+                    print(f"batch: {len(todo)} rows on {eng.describe()}", file=sys.stderr)
                 if eng.in_process and threads:
                     import torch
 
