@@ -4,8 +4,8 @@
 
 Inputs are SynthTalk clips rendered into a temporary folder (``pcavs synth``):
 
-- batch: ``--videos`` rows (photo k, the speech of clip k+1, the head motion of clip k+2; 128 px clips,
-  the built-in 64 px model, CPU), run by ``--workers`` local processes, then by Ray tasks (a local Ray
+- batch: ``--videos`` rows (the demo photo and head motion, the speech of a 2 s SynthTalk clip, one
+  seed a row; the built-in 64 px model, CPU), run by ``--workers`` local processes, then by Ray tasks (a local Ray
   instance with the same number of CPUs, or the cluster ``--ray ADDRESS`` names). Wall time of the whole
   call (model load, worker start-up, all rows); the two sets of videos are compared by sha256.
 - preprocess: 224 px clips (VoxCeleb2's frame size) at ``--size 224`` with landmarks *detected*
@@ -31,8 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one torch thread a worker: the 
 from pcavs.data.preprocess import PreprocessConfig, preprocess  # noqa: E402
 from pcavs.engine import EngineConfig  # noqa: E402
 from pcavs.infer.batch import run_batch  # noqa: E402
-from pcavs.infer.demo import DEMO_WEIGHTS  # noqa: E402
-from pcavs.media import read_video_frames  # noqa: E402
+from pcavs.infer.demo import DEMO_INPUTS, DEMO_WEIGHTS  # noqa: E402
 from pcavs.synth.dataset import write_dataset  # noqa: E402
 
 
@@ -42,16 +41,12 @@ def _digests(folder: Path, pattern: str) -> dict[str, str]:
 
 
 def _manifest(root: Path, videos: int) -> Path:
-    from PIL import Image
-
+    """Rows: the demo photo and head motion, the speech of SynthTalk clip k (2 s), seed k."""
     src = root / "batch-src"
-    write_dataset(src, videos, 1, seconds=2.0, size=128, seed=1, progress=False)
+    write_dataset(src, videos, 1, seconds=2.0, size=96, seed=1, progress=False)
     clips = sorted(src.glob("*/*/*.mp4"))
-    rows = []
-    for k, clip in enumerate(clips):
-        Image.fromarray(next(read_video_frames(clip))).save(root / f"photo{k}.png")
-        rows.append({"identity": f"photo{k}.png", "audio": str(clips[(k + 1) % len(clips)].relative_to(root)),
-                     "pose": str(clips[(k + 2) % len(clips)].relative_to(root)), "output": f"v{k}.mp4", "seed": k})
+    rows = [{"identity": str(DEMO_INPUTS / "identity.png"), "audio": str(clip), "pose": str(DEMO_INPUTS / "pose.mp4"),
+             "output": f"v{k}.mp4", "seed": k} for k, clip in enumerate(clips)]
     path = root / "manifest.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -131,7 +126,7 @@ def main() -> int:
                   "batch": bench_batch(root, args.videos, engines),
                   "preprocess": bench_preprocess(root, args.clips, engines), "load_after": os.getloadavg()}
     print(f"\nmachine: {os.cpu_count()} CPUs; load average {load[0]:.2f} before, {result['load_after'][0]:.2f} after")
-    print("\n| batch (128 px clips, 64 px model) | videos | wall s | videos/min | frames/s | same bytes |")
+    print("\n| batch (2 s videos, 64 px model) | videos | wall s | videos/min | frames/s | same bytes |")
     print("|---|---|---|---|---|---|")
     same = next(k for k in result["batch"][0] if k.startswith("identical_to_"))
     for r in result["batch"]:

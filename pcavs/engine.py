@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -200,10 +201,13 @@ class PoolEngine(Engine):
 
 
 def _ray_call(token: str, setup: Callable[[Any], Any], shared_box: list[Any], task: Callable[[Any, Any], Any],
-              item: Any, threads: int) -> Any:
+              item: Any, threads: int, cwd: str) -> Any:
     """A Ray task: the shared payload is fetched from the object store on a worker's first task only
     (it travels boxed in a list, so Ray does not resolve it for every task)."""
     import ray
+
+    if os.path.isdir(cwd):  # relative paths mean what they mean to the command (shared storage: same path)
+        os.chdir(cwd)
 
     if _STATE is None or _STATE[0] != token:
         _set_threads(threads)
@@ -250,11 +254,12 @@ class RayEngine(Engine):
                                                retry_exceptions=False, name=job.name)
         box = [ray.put(job.shared)]  # once: every node fetches it from the object store
         token = uuid.uuid4().hex
-        refs = [remote.remote(token, job.setup, box, job.task, item, self.threads) for item in items]
+        refs = [remote.remote(token, job.setup, box, job.task, item, self.threads, os.getcwd()) for item in items]
 
         def wait(pending: list[Any]) -> tuple[list[Any], list[Any]]:
-            done, rest = ray.wait(pending, num_returns=1)
-            return done, rest
+            done, rest = ray.wait(pending, num_returns=1)  # block for one, then take all that are ready
+            more, rest = ray.wait(rest, num_returns=len(rest), timeout=0) if rest else ([], rest)
+            return done + more, rest
 
         def cancel(ref: Any) -> None:
             try:
@@ -297,5 +302,8 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def engine_config_from_args(args: argparse.Namespace, workers: int = 1, threads: int = 0) -> EngineConfig:
-    """The :class:`EngineConfig` of parsed :func:`add_ray_arguments` options."""
+    """The :class:`EngineConfig` of parsed :func:`add_ray_arguments` options (and ``--device``, if any)."""
+    if args.ray and getattr(args, "device", None) == "cuda" and args.ray_gpus <= 0:
+        # Ray hides the GPUs from a task that reserved none: it would fail on every row
+        raise EngineError("--device cuda under --ray needs GPUs per task: add --ray-gpus 1 (or 0.5 to share one)")
     return EngineConfig(workers=workers, ray=args.ray, cpus=args.ray_cpus, gpus=args.ray_gpus, threads=threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -10,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pcavs.engine import EngineConfig, EngineError, InProcessEngine, Job, PoolEngine, make_engine
+from pcavs.engine import (
+    EngineConfig,
+    EngineError,
+    InProcessEngine,
+    Job,
+    PoolEngine,
+    add_ray_arguments,
+    engine_config_from_args,
+    make_engine,
+)
 
 SETUPS: list[int] = []  # setups run in this process
 
@@ -59,6 +69,13 @@ def test_engine_config_checks_and_choice() -> None:
         EngineConfig(cpus=0)
     with pytest.raises(EngineError, match="workers must be 1 or more"):
         EngineConfig(workers=0)
+    parser = argparse.ArgumentParser()
+    add_ray_arguments(parser)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(["--ray", "HEAD:6379", "--ray-cpus", "4", "--ray-gpus", "0.5", "--device", "cuda"])
+    assert engine_config_from_args(args, workers=3) == EngineConfig(workers=3, ray="HEAD:6379", cpus=4, gpus=0.5)
+    with pytest.raises(EngineError, match="--device cuda under --ray needs GPUs per task"):
+        engine_config_from_args(parser.parse_args(["--ray", "auto", "--device", "cuda"]))
 
 
 def test_ray_is_imported_only_with_the_option(tmp_path: Path) -> None:

@@ -84,10 +84,11 @@ def _descendants(pid: int) -> dict[int, str]:
     return out
 
 
-def _run_and_kill_a_worker(cmd: list[str], task_name: str, ready: callable) -> tuple[subprocess.CompletedProcess, int]:
+def _run_and_kill_a_worker(cmd: list[str], task_name: str, ready: callable,
+                           cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, int]:
     """Run ``pcavs ...`` against the cluster; once ``ready()``, SIGKILL one worker process running a task."""
     proc = subprocess.Popen([sys.executable, "-m", "pcavs", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, cwd=cwd)
     killed = 0
     try:
         deadline = time.monotonic() + 600
@@ -107,10 +108,11 @@ def _run_and_kill_a_worker(cmd: list[str], task_name: str, ready: callable) -> t
 def test_batch_on_ray_survives_a_killed_worker(cluster, synth: Path, tmp_path: Path) -> None:
     local, remote = tmp_path / "local", tmp_path / "ray"
     _pcavs("batch", str(synth / "manifest.jsonl"), "-o", str(local), "--workers", "2", "--quiet")
-    # kill a worker once the first video is written: the others are then being rendered
+    # kill a worker once the first video is written: the others are then being rendered. The paths are
+    # relative to the command's folder: the workers see them the same way
     r, killed = _run_and_kill_a_worker(
-        ["batch", str(synth / "manifest.jsonl"), "-o", str(remote), "--ray", cluster.address, "--quiet"],
-        "pcavs-batch", lambda: any(remote.glob("video*.mp4")))
+        ["batch", str(synth / "manifest.jsonl"), "-o", "ray", "--ray", cluster.address, "--quiet"],
+        "pcavs-batch", lambda: any(remote.glob("video*.mp4")), cwd=tmp_path)
     assert killed, "no Ray worker was seen running a batch task"
     assert r.returncode == 0, r.stdout + r.stderr
     assert "4 done, 0 skipped (already there), 0 failed" in r.stdout

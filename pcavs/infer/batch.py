@@ -265,9 +265,6 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print(f"error: --workers must be 1 or more, got {args.workers}", file=sys.stderr)
         return 2
-    if args.ray and args.device == "cuda" and args.ray_gpus <= 0:
-        print("error: --device cuda under --ray needs GPUs per task: add --ray-gpus 1 (or 0.5)", file=sys.stderr)
-        return 2
     try:
         engine = engine_config_from_args(args, workers=args.workers, threads=args.threads)
         summary = run_batch(args.manifest, args.outdir, args.weights or DEMO_WEIGHTS, device=args.device,
