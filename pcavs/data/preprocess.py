@@ -18,6 +18,10 @@ Stored mel rows: ``min(4*T + 8, rows of the whole clip)``, i.e. exactly what
 ``mel_windows(mel, range(T))`` reads, so the windows are identical to those of the untrimmed clip.
 ``audio.npy`` (``--keep-audio``) holds the first ``640*T`` samples.
 
+Work is split into shards, one task each: in this process (``--workers 1``), a local pool of
+``--workers N`` processes, or Ray tasks (``--ray auto|ADDRESS``, :mod:`pcavs.engine`); the bytes
+written do not depend on which.
+
 Resuming: the sorted clip list is cut into shards of ``clips_per_shard``; a shard is written to
 ``.tar.partial``, then its ``.json`` sidecar, then renamed to ``.tar``. A rerun skips shards whose
 ``.tar`` exists (after checking its sidecar was made with the same settings and clips) and redoes
