@@ -48,8 +48,9 @@ import numpy as np
 from pcavs import __version__
 from pcavs.audio import melspectrogram, num_video_frames
 from pcavs.config import ConfigError
-from pcavs.data.shards import ShardWriter, atomic_write_text
+from pcavs.data.shards import ShardWriter
 from pcavs.engine import EngineConfig, EngineError, Job, add_ray_arguments, engine_config_from_args, make_engine
+from pcavs.fileio import atomic_write_text
 
 __all__ = [
     "CROP_NAME",
@@ -291,7 +292,7 @@ def write_shard(
             writer.add(key, fields)
             clips.append({**entry, "members": {ext: list(v) for ext, v in writer.index[key].items()}})
     sidecar = {**header, "shard": tar.name, "bytes": partial.stat().st_size, "clips": clips, "skipped": list(skipped)}
-    atomic_write_text(side, json.dumps(sidecar, sort_keys=True, indent=1) + "\n")
+    atomic_write_text(side, json.dumps(sidecar, sort_keys=True, indent=1) + "\n", fsync=True)
     os.replace(partial, tar)
     return sidecar
 
@@ -379,8 +380,8 @@ def write_dataset_json(dst: Path, sidecars: Sequence[dict[str, Any]], info: dict
             for s in sidecars
         ],
     }
-    atomic_write_text(dst / "skipped.jsonl", "".join(json.dumps(k, sort_keys=True) + "\n" for k in skipped))
-    atomic_write_text(dst / "dataset.json", json.dumps(dataset, sort_keys=True, indent=1) + "\n")
+    atomic_write_text(dst / "skipped.jsonl", "".join(json.dumps(k, sort_keys=True) + "\n" for k in skipped), fsync=True)
+    atomic_write_text(dst / "dataset.json", json.dumps(dataset, sort_keys=True, indent=1) + "\n", fsync=True)
     return dataset
 
 

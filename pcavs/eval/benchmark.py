@@ -26,7 +26,6 @@ so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import sys
@@ -35,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from pcavs.engine import EngineConfig, Job, make_engine
 from pcavs.eval.evaluate import (
@@ -50,6 +47,7 @@ from pcavs.eval.evaluate import (
 )
 from pcavs.eval.sync import ContrastiveSync, SyncNetScorer
 from pcavs.face import FaceAnalyzer, FaceNotFoundError
+from pcavs.fileio import atomic_write_text, write_json
 from pcavs.media import MediaError, read_video_frames
 
 __all__ = ["DATASETS", "BenchmarkResult", "read_list", "resolve_entry", "run_benchmark"]
@@ -186,8 +184,8 @@ def run_benchmark(
         "settings": dataclasses.asdict(opts) | {"generation": gen_opts},
     }
     json_path = out / "results.json"
-    _atomic_write(json_path, json.dumps(_finite(report), indent=1) + "\n")
-    _atomic_write(out / "results.txt", table + "\n")
+    write_json(json_path, report)
+    atomic_write_text(out / "results.txt", table + "\n")
     return BenchmarkResult(scores, summary, out, json_path, table)
 
 
@@ -248,19 +246,3 @@ def _score_video(worker: _Worker, item: tuple[str, Path]) -> tuple[VideoScores, 
     except (EvaluationError, FaceNotFoundError, *USER_ERRORS) as exc:
         s = VideoScores(generated=str(gen_path), reference=str(real), error=str(exc))
     return s, time.perf_counter() - t0
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    if isinstance(x, float | np.floating):
-        return float(x) if np.isfinite(x) else None
-    return x
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -9,7 +9,6 @@ building the parser stays instant.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -115,16 +114,14 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 def _write_json(path: str | os.PathLike[str], data: Any) -> Path:
     from pcavs.eval.evaluate import EvaluationError
+    from pcavs.fileio import write_json
 
     p = Path(path)
     if p.is_dir():
         raise EvaluationError(f"{p}: is a folder; give a file name such as {p / 'scores.json'}")
     if not p.parent.is_dir():
         raise EvaluationError(f"{p}: folder {p.parent} does not exist; create it or choose another path")
-    tmp = p.with_name(f".{p.name}.partial")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return write_json(p, data)
 
 
 # ------------------------------------------------------------------------------------------ evaluate

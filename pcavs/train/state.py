@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from pcavs.fileio import atomic_path
 
 STATE_FILE = "state.pt"
 
@@ -83,9 +84,7 @@ def save_state(
     path = folder / STATE_FILE
     for stale in folder.glob(f".{STATE_FILE}.*.tmp"):  # left by a run killed while writing
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{STATE_FILE}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
         # Test hook (tests/test_resume.py): hold the written temporary file so that a kill lands inside
         # the checkpoint write; the previous state must survive it.
@@ -94,10 +93,6 @@ def save_state(
             import time
 
             time.sleep(pause)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
