@@ -185,3 +185,24 @@ def test_other_sample_rates_are_resampled(demo: dict) -> None:
         s2 = TalkingFaceStream(_fake_renderer(clock, 0.0), ConstantPose(torch.zeros(12)))
         s2.push_audio(up[:480], sample_rate=48000)
         s2.push_audio(up[:441], sample_rate=44100)
+
+
+def test_pushed_pose_codes_drive_the_frames_from_their_time_on() -> None:
+    clock = _FakeClock()
+    seen: list[torch.Tensor] = []
+
+    def render(windows: torch.Tensor, pose: torch.Tensor, start: int) -> torch.Tensor:
+        seen.append(pose.clone())
+        return torch.zeros(windows.shape[0], 3, 8, 8)
+
+    stream = TalkingFaceStream(render, ConstantPose(torch.full((12,), -1.0)), clock=clock, batch_size=3)
+    stream.push_pose_code(np.full(12, 5.0), t=0.2)  # from frame 5 on
+    stream.push_pose_code(np.full(12, 7.0), t=0.3)  # from frame 7 (0.28 s) on: frame 8 (0.32 s)
+    frames = _run(stream, np.zeros(SR // 2, np.float32), 160)
+    codes = torch.cat(seen)[:, 0].tolist()
+    assert len(frames) == len(codes) == 12
+    assert codes == [-1.0] * 5 + [5.0] * 3 + [7.0] * 4
+    with pytest.raises(ValueError, match="must not go back"):
+        stream.push_pose_code(np.zeros(12), t=0.1)
+    with pytest.raises(RuntimeError, match="no pose encoder"):
+        stream.push_pose_frame(np.zeros((8, 8, 3), np.uint8), t=1.0)

@@ -329,7 +329,7 @@ class TalkingFaceStream:
     def __init__(self, renderer: FrameRenderer, pose: PoseCodes, *, fps: int = 25, gain: float | None = None,
                  gain_window_s: float = 10.0, align_audio: bool = False, batch_size: int = 8,
                  pacing: Pacing | None = None, clock: Callable[[], float] = time.monotonic,
-                 keep_faces: bool = False, pose_encoder: Callable[[np.ndarray, np.ndarray], torch.Tensor] | None = None,
+                 keep_faces: bool = False, pose_encoder: Callable[[np.ndarray], torch.Tensor] | None = None,
                  ) -> None:
         if batch_size < 1:
             raise InputError(f"batch size must be 1 or more, got {batch_size}")
@@ -384,7 +384,7 @@ class TalkingFaceStream:
         if self._pose_encoder is None:
             raise RuntimeError("this stream has no pose encoder; open it with TalkingFaceStream.open")
         try:
-            code = self._pose_encoder(image, np.zeros(0))
+            code = self._pose_encoder(image)
         except LookupError:
             return False
         self.pose.push(code, t)
@@ -511,7 +511,7 @@ class TalkingFaceStream:
 
         live_crop = LiveCrop(pipe.image_size)
 
-        def encode(image: np.ndarray, _: np.ndarray) -> torch.Tensor:
+        def encode(image: np.ndarray) -> torch.Tensor:
             boxes = pipe.analyzer.detect(image, name="camera frame", allow_empty=True, use_cnn=False)
             if not boxes:
                 raise LookupError("no face")
