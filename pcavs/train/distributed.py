@@ -72,6 +72,24 @@ def average_scalars(values: dict[str, float], info: DistInfo) -> dict[str, float
     return {k: float(v) / info.world_size for k, v in zip(keys, t.tolist(), strict=True)}
 
 
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on any (a stop request that reached one rank first)."""
+    if not info.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def gather_objects(obj: object, info: DistInfo) -> list:
+    """Every rank's ``obj`` in rank order, on every rank (pickled; small objects such as RNG states)."""
+    if not info.distributed:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()

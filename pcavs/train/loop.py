@@ -25,7 +25,7 @@ from pcavs.config import ConfigError, preset, to_dict
 from pcavs.losses import PerceptualLoss, weighted_sum
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 from pcavs.train.config import TrainConfig
-from pcavs.train.distributed import DistInfo, average_scalars, barrier, wrap
+from pcavs.train.distributed import DistInfo, any_rank, average_scalars, barrier, gather_objects, wrap
 from pcavs.train.phases import (
     DiscriminatorPhase,
     GeneratorPhase,
@@ -34,7 +34,7 @@ from pcavs.train.phases import (
     SyncPhase,
     trainable_parameters,
 )
-from pcavs.train.state import Position, load_state, save_state
+from pcavs.train.state import Position, load_state, rng_state, save_state
 
 Batch = dict[str, Tensor]
 BatchSource = Callable[[Position], Iterator[tuple[int, int, Batch]]]
@@ -162,7 +162,8 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------
     def resume(self) -> bool:
-        found = load_state(self.out, self.model, self.optimizers, map_location=self.info.device)
+        found = load_state(self.out, self.model, self.optimizers, map_location=self.info.device,
+                           rank=self.info.rank, world_size=self.info.world_size)  # fmt: skip
         if found is None:
             return False
         self.position, saved = found
@@ -173,8 +174,9 @@ class Trainer:
         return True
 
     def save(self) -> None:
+        rngs = gather_objects(rng_state(self.info.device), self.info) if self.info.distributed else None
         if self.info.is_main:
-            save_state(self.out, self.model, self.optimizers, self.position, self.resolved_config())
+            save_state(self.out, self.model, self.optimizers, self.position, self.resolved_config(), rank_rngs=rngs)
         barrier(self.info)
 
     def export(self) -> None:
@@ -212,7 +214,8 @@ class Trainer:
         batches = self.data(self.position)
         try:
             t0, seen = time.perf_counter(), 0
-            while self.position.step < stop and not self._stop_requested:
+            # SIGTERM reaches the ranks at slightly different moments: all stop after the same step
+            while self.position.step < stop and not any_rank(self._stop_requested, info):
                 epoch, index, batch = next(batches)
                 batch = {k: v.to(info.device, non_blocking=True) for k, v in batch.items()}
                 logs, outputs = self.step(batch)
