@@ -489,12 +489,19 @@ class TalkingFaceStream:
         if mode == "video":
             from pathlib import Path
 
-            from pcavs.posetrack import load_track
+            from pcavs.posetrack import extract_track, load_track
 
             if isinstance(pose, str | Path) and Path(pose).suffix.lower() == ".npz":
                 pose_src, pose_name = load_track(pose), f"pose track {pose}"
-            else:
+            elif isinstance(pose, str | Path):
+                # tracked whole before the first sample: done lazily (as generate does), the first pull
+                # would wait for the tracker (~20 s for the demo's 3.5 s video on a loaded CPU)
                 pose_name = f"pose video {pose}"
+                analyzer = pipe.analyzer.with_options(use_cnn=opts.detector == "hog+cnn")
+                pose_src = extract_track(pose, size=pipe.image_size, fps=fps, analyzer=analyzer,
+                                         max_gap=opts.max_gap, face_index=opts.pose_face_index)
+            else:
+                pose_name = "the pose frames"
         inputs = GenerationInputs(identity=image, identity_name=name, landmarks=landmarks,
                                   audio=np.zeros(0, np.float32), audio_name="live audio", pose_mode=mode,
                                   pose=pose_src, pose_name=pose_name, pose_info=None, pose_landmarks=None,
