@@ -206,3 +206,23 @@ def test_pushed_pose_codes_drive_the_frames_from_their_time_on() -> None:
         stream.push_pose_code(np.zeros(12), t=0.1)
     with pytest.raises(RuntimeError, match="no pose encoder"):
         stream.push_pose_frame(np.zeros((8, 8, 3), np.uint8), t=1.0)
+
+
+def test_held_frames_do_not_shift_the_pose_codes() -> None:
+    # with pacing, a frame made after held ones still gets the pose of its own time (frame k's code is k)
+    clock = _FakeClock()
+    got: dict[int, float] = {}
+
+    def render(windows: torch.Tensor, pose: torch.Tensor, start: int) -> torch.Tensor:
+        clock.t += 0.1 * windows.shape[0]
+        for j in range(windows.shape[0]):
+            got[start + j] = float(pose[j, 0])
+        return torch.zeros(windows.shape[0], 3, 8, 8)
+
+    stream = TalkingFaceStream(render, ConstantPose(torch.zeros(12)), clock=clock, pacing=Pacing(0.08), batch_size=2)
+    for k in range(100):
+        stream.push_pose_code(np.full(12, float(k)), t=k / 25)
+    frames = _realtime(stream, clock, 4.0)
+    made = [f.index for f in frames if not f.held]
+    assert len(frames) == 100 and len(made) < 60
+    assert [got[i] for i in made] == [float(i) for i in made]

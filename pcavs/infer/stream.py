@@ -417,22 +417,17 @@ class TalkingFaceStream:
         out: list[LiveFrame] = []
         while self._next < ready:
             start = self._next
-            stop = min(start + self.batch_size, ready)
-            codes = self.pose.codes(start, ready)  # consecutive ranges, as streamed pose sources need
             if self.pacing is not None and self._last is not None:
                 # slots whose frame would be late are held, except the newest (so the stream catches up)
                 now, cost = self.clock(), self._frame_cost or 0.0
                 while start < ready - 1 and now + cost > self._ready_time(start) + self.pacing.max_delay:
-                    out.append(self._hold(start, now))
+                    out.append(self._hold(start))
                     start += 1
-                stop = min(start + self.batch_size, ready)
-                if start > self._next:
-                    self.features.windows(self._next, start)  # advance past the held slots' audio
-            if start == stop:
-                break
+            stop = min(start + self.batch_size, ready)
+            codes = self.pose.codes(start, stop)  # increasing ranges, with gaps where frames were held
             windows = self.features.windows(start, stop)
             t0 = self.clock()
-            faces = self.renderer(windows, codes[start - self._next : stop - self._next], start)
+            faces = self.renderer(windows, codes, start)
             t1 = self.clock()
             per = (t1 - t0) / (stop - start)
             self._frame_cost = per if self._frame_cost is None else 0.7 * self._frame_cost + 0.3 * per
@@ -454,7 +449,7 @@ class TalkingFaceStream:
     def _ready_time(self, frame: int) -> float:
         return self._arrival(frame * SR // self.fps + self.lookahead - 1)
 
-    def _hold(self, index: int, now: float) -> LiveFrame:
+    def _hold(self, index: int) -> LiveFrame:
         last = self._last
         assert last is not None
         self.stats.held += 1
