@@ -43,7 +43,7 @@ import av  # noqa: E402
 from pcavs.infer.pose import ConstantPose  # noqa: E402
 from pcavs.infer.stream import Pacing, TalkingFaceStream  # noqa: E402
 from pcavs.media import read_audio, read_video_frames  # noqa: E402
-from pcavs.ui.app import build_app, launch  # noqa: E402
+from pcavs.ui.app import DEFAULT_WEIGHTS, build_app, launch  # noqa: E402
 from pcavs.ui.live import LiveManager  # noqa: E402
 
 DEMO = Path(__file__).resolve().parents[1] / "pcavs" / "assets" / "demo"
@@ -120,7 +120,10 @@ def _offset_ms(times: np.ndarray, levels: np.ndarray, audio: np.ndarray, rate: i
     return best
 
 
-def test_live_tab_streams_in_sync_from_fake_microphone_and_camera(tmp_path: Path) -> None:
+@pytest.mark.parametrize("renderer", ["probe", "builtin", "builtin-camera"])
+def test_live_tab_streams_in_sync_from_fake_microphone_and_camera(tmp_path: Path, renderer: str) -> None:
+    """``probe``: the envelope renderer and the camera (sync measurable in the picture); ``builtin``: the
+    shipped model on the UI's own stream factory, microphone only; ``builtin-camera``: and the camera."""
     speech = read_audio(DEMO / "speech.wav")
     with wave.open(str(tmp_path / "speech.wav"), "wb") as w:
         w.setnchannels(1)
@@ -129,8 +132,10 @@ def test_live_tab_streams_in_sync_from_fake_microphone_and_camera(tmp_path: Path
         w.writeframes((np.clip(speech, -1, 1) * 32767).astype("<i2").tobytes())
     _write_y4m(tmp_path / "face.y4m", list(read_video_frames(DEMO / "pose.mp4"))[:50])
 
-    manager = LiveManager(_probe_factory, delay=0.3)
-    demo = build_app(None, None, live=manager)
+    if renderer == "probe":
+        demo = build_app(None, None, live=LiveManager(_probe_factory, delay=0.3))
+    else:
+        demo = build_app(DEFAULT_WEIGHTS, None, device="cpu")  # live="auto": streams on the UI's model
     port = _free_port()
     launch(demo, port=port, block=False)
     try:
@@ -143,7 +148,8 @@ def test_live_tab_streams_in_sync_from_fake_microphone_and_camera(tmp_path: Path
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
             page.get_by_role("tab", name="Live").click()
-            page.locator("#live-camera input").check()
+            if renderer != "builtin":
+                page.locator("#live-camera input").check()
             page.locator("#live-start").click()
             page.wait_for_function("() => { const v = document.querySelector('#pcavs-live-video');"
                                    " return v && v.readyState >= 2 && v.currentTime > 1.0; }", timeout=60000)
@@ -182,15 +188,22 @@ def test_live_tab_streams_in_sync_from_fake_microphone_and_camera(tmp_path: Path
     (tmp_path / "recording.webm").write_bytes(base64.b64decode(b64))
     times, levels, audio, rate = _decode(base64.b64decode(b64))
     assert len(times) > 100, "frames did not arrive"  # 8 s at 25 fps: ~200
-    assert levels.std() > 5, "the picture does not follow the sound"
+    if renderer == "probe":
+        assert levels.std() > 5, "the picture does not follow the sound"
     lag, r = _offset_ms(times, levels, audio, rate)
     played = float(np.median(offsets))
-    print(f"recorded {len(times)} frames; played A/V offset (picture ahead of sound) median {played:+.0f} ms over "
-          f"{len(offsets)} samples (min {min(offsets):+.0f}, max {max(offsets):+.0f}); recording's envelope lag "
-          f"{lag:+.0f} ms (corr {r:.2f}; the recorder stamps sound after its jitter buffer and concealment); "
-          f"page: {status}")
-    assert r > 0.6, "the picture does not follow the sound"
+    print(f"{renderer}: recorded {len(times)} frames; played A/V offset (picture ahead of sound) median "
+          f"{played:+.0f} ms over {len(offsets)} samples (min {min(offsets):+.0f}, max {max(offsets):+.0f}); "
+          f"recording's envelope lag {lag:+.0f} ms (corr {r:.2f}; the recorder stamps sound after its jitter "
+          f"buffer and concealment); page: {status}")
+    if renderer == "probe":
+        assert r > 0.6, "the picture does not follow the sound"
     assert len(offsets) >= 30
-    assert abs(played) <= 40
+    if renderer != "builtin-camera":
+        # measured with the model and camera tracking at once on the shared 2-core machine: median -112 to
+        # +120 ms, swinging by 300-700 ms (Chrome's audio playout starved: concealment), while every send left
+        # within 3 ms of its time; printed, not asserted (README, "Live")
+        assert abs(played) <= 40
     assert "frames/s made" in status and "camera poses" in status
-    assert "0 camera poses" not in status
+    if renderer != "builtin":
+        assert "0 camera poses" not in status

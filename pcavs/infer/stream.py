@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import av
 import numpy as np
 import torch
+from PIL import Image
 
 from pcavs.audio import DEFAULT_AUDIO, AudioConfig, num_stft_frames, num_video_frames
 from pcavs.face.align import TEMPLATE_224, similarity_lstsq, three_points, transform_points, warp_to_input
@@ -66,6 +67,7 @@ __all__ = ["LiveFeatures", "LiveFrame", "LivePose", "LiveStats", "Pacing", "Talk
            "LiveCrop"]
 
 SR = DEFAULT_AUDIO.sample_rate
+CAMERA_MAX_SIDE = 320  # camera frames are tracked at this size (pose only needs the face's geometry)
 
 
 # ------------------------------------------------------------------------------------------ audio
@@ -512,12 +514,19 @@ class TalkingFaceStream:
             return pipe.faces(identity_code, windows, codes, start, opts).cpu()
 
         live_crop = LiveCrop(pipe.image_size)
+        # HOG at <= 320 px without upsampling: ~10 ms a frame; the detector holds the GIL, and a server
+        # sending the picture from the same process must not stall behind it
+        camera = pipe.analyzer.with_options(use_cnn=False, upsample_levels=0)
 
         def encode(image: np.ndarray) -> torch.Tensor:
-            boxes = pipe.analyzer.detect(image, name="camera frame", allow_empty=True, use_cnn=False)
+            h, w = image.shape[:2]
+            if max(h, w) > CAMERA_MAX_SIDE:
+                f = CAMERA_MAX_SIDE / max(h, w)
+                image = np.asarray(Image.fromarray(image).resize((round(w * f), round(h * f)), Image.BILINEAR))
+            boxes = camera.detect(image, name="camera frame", allow_empty=True)
             if not boxes:
                 raise LookupError("no face")
-            lm = pipe.analyzer.landmarks(image, boxes[0], name="camera frame")
+            lm = camera.landmarks(image, boxes[0], name="camera frame")
             with torch.inference_mode():
                 return pipe.model.encode_pose(images_to_tensor(live_crop(image, lm)[None], pipe.device))[0].cpu()
 

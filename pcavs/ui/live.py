@@ -25,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -57,7 +58,7 @@ StreamFactory = Callable[[Any, Any], Any]  # (identity photo path or None, pose 
 class LiveSession:
     """One browser's live connection: incoming tracks -> stream (worker thread) -> outgoing tracks."""
 
-    def __init__(self, stream: Any, fps: int = 25, delay: float = DEFAULT_DELAY, camera_every: int = 5) -> None:
+    def __init__(self, stream: Any, fps: int = 25, delay: float = DEFAULT_DELAY, camera_every: int = 10) -> None:
         self.stream, self.fps, self.delay = stream, fps, delay
         self.camera_every = camera_every  # track every n-th camera frame (face detection is the slow part)
         self.w0: float | None = None  # wall time of media time 0
@@ -71,6 +72,8 @@ class LiveSession:
         self.sent_frames = 0
         self.sent_held = 0
         self.pose_frames = 0
+        self.late_video: deque[float] = deque(maxlen=500)  # how late each send woke, s (the event loop's lag)
+        self.late_audio: deque[float] = deque(maxlen=500)
         self.error: str | None = None
         self.pc: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -134,16 +137,18 @@ class LiveSession:
         self._in.put(("pose", frame.to_ndarray(format="rgb24"), time.monotonic() - self.w0))
 
     # ------------------------------------------------------------------------------ outputs
-    async def _wait_until(self, media_t: float) -> None:
+    async def _wait_until(self, media_t: float) -> float:
+        """Sleep until media time ``media_t`` is due to be sent; returns how late we woke (s)."""
         while self.w0 is None:
             await asyncio.sleep(0.01)
-        wait = self.w0 + self.delay + media_t - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        due = self.w0 + self.delay + media_t
+        if due > time.monotonic():
+            await asyncio.sleep(due - time.monotonic())
+        return time.monotonic() - due
 
     async def video_frame(self, index: int) -> np.ndarray | None:
         """The picture of slot ``index`` at its send time: the frame made for it, else the last one (held)."""
-        await self._wait_until(index / self.fps)
+        self.late_video.append(await self._wait_until(index / self.fps))
         with self._lock:
             img = self._frames.get(index)
             if img is None:
@@ -159,7 +164,7 @@ class LiveSession:
     async def audio_chunk(self, k: int) -> np.ndarray:
         """Samples ``[960 k, 960 (k+1))`` of the received sound (48 kHz), sent when media time ``20 k`` ms
         is due, as the frame shown then (RTCP maps a packet's first sample to its send time)."""
-        await self._wait_until(k * AUDIO_FRAME / OUT_RATE)
+        self.late_audio.append(await self._wait_until(k * AUDIO_FRAME / OUT_RATE))
         a, b = k * AUDIO_FRAME, (k + 1) * AUDIO_FRAME
         out = np.zeros(AUDIO_FRAME, np.float32)
         with self._lock:
@@ -229,7 +234,12 @@ class LiveSession:
         return (f"**Live**: picture and sound {self.delay * 1000:.0f} ms behind the microphone; engine latency "
                 f"(audio in → frame out) median {st.latency_ms(50):.0f} ms, p95 {st.latency_ms(95):.0f} ms "
                 f"(algorithmic {st.lookahead_ms:.0f} ms); {st.fps:.1f} frames/s made, {100 * held:.0f} % held; "
-                f"{self.pose_frames} camera poses")
+                f"{self.pose_frames} camera poses; sends late by median {1000 * _median(self.late_video):.0f} ms "
+                f"(picture), {1000 * _median(self.late_audio):.0f} ms (sound)")
+
+
+def _median(x: Any) -> float:
+    return float(np.median(np.asarray(x))) if len(x) else 0.0
 
 
 def _tracks() -> tuple[type, type]:
