@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test test-slow test-ui test-live lint demo verify bench train-synth clean
+.PHONY: install system-deps test test-slow test-ray test-ui test-live lint demo verify bench bench-scale train-synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+# --ray: a local two-node Ray cluster (head + one worker node), a worker killed mid-run (~4 min)
+test-ray: install
+	$(PY) -m pip install -q -e '.[ray]'
+	$(PY) -m pytest -q -m slow tests/test_ray.py
 
 # `pcavs ui` in headless Chromium (Debian chromium + playwright-core from npm); screenshots in /tmp/ui-shots
 test-ui: install
@@ -54,6 +59,11 @@ train-synth: install
 
 bench: install
 	$(PY) benchmarks/inference.py
+
+# batch videos/min (local pool vs Ray) and preprocess frames/s per core
+bench-scale: install
+	$(PY) -m pip install -q -e '.[ray]'
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -30,6 +30,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("pcavs.data.shards", "ShardError"),
         ("pcavs.infer.sources", "InputError"),
         ("pcavs.posetrack", "TrackFileError"),
+        ("pcavs.engine", "EngineError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))

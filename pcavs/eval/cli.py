@@ -87,13 +87,15 @@ def _sync_models(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from pcavs.checkpoint import CheckpointError
     from pcavs.config import ConfigError
+    from pcavs.engine import EngineError
     from pcavs.eval.evaluate import EvaluationError
     from pcavs.eval.sync import SyncNetError
     from pcavs.face import FaceNotFoundError
     from pcavs.infer.sources import InputError
     from pcavs.media import MediaError
 
-    return (EvaluationError, SyncNetError, MediaError, FaceNotFoundError, CheckpointError, InputError, ConfigError)
+    return (EvaluationError, SyncNetError, MediaError, FaceNotFoundError, CheckpointError, InputError, ConfigError,
+            EngineError)
 
 
 def _guarded(func: Any, args: argparse.Namespace) -> int:
@@ -247,21 +249,28 @@ def add_benchmark_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regenerate", action="store_true", help="generate again even if OUT/generated has the video")
     p.add_argument("--batch-size", type=int, default=8, help="frames generated per step (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="generator noise seed (default: 0)")
+    p.add_argument("--workers", type=int, default=1, help="local processes, each loading the model once (default: 1)")
     _add_common(p, weights_required=True)
+    from pcavs.engine import add_ray_arguments
+
+    add_ray_arguments(p)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
     from pcavs.eval.benchmark import run_benchmark as bench
 
     _check_positive(args)
+    from pcavs.engine import engine_config_from_args
     from pcavs.eval.sync import SyncNetScorer
     from pcavs.infer.pipeline import resolve_device
 
-    device = resolve_device(args.device)
-    syncnet = SyncNetScorer.from_file(args.syncnet, device) if args.syncnet else None
+    engine = engine_config_from_args(args, workers=args.workers)
+    # under Ray the workers pick their device (the head node may have no GPU); SyncNet travels on the CPU
+    device = args.device if engine.ray else str(resolve_device(args.device))
+    syncnet = SyncNetScorer.from_file(args.syncnet, "cpu" if engine.ray else device) if args.syncnet else None
     result = bench(args.dataset, args.root, args.list, args.weights, args.output, syncnet=syncnet,
-                   device=str(device), limit=args.limit, regenerate=args.regenerate, options=_options(args),
-                   generation={"batch_size": args.batch_size, "seed": args.seed})
+                   device=device, limit=args.limit, regenerate=args.regenerate, options=_options(args),
+                   generation={"batch_size": args.batch_size, "seed": args.seed}, engine=engine)
     print(result.table)
     print(f"wrote {result.json_path}")
     return EXIT_SOME_FAILED if result.summary["failed"] else EXIT_OK
