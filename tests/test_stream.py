@@ -220,3 +220,26 @@ def test_held_frames_do_not_shift_the_pose_codes() -> None:
     made = [f.index for f in frames if not f.held]
     assert len(frames) == 100 and len(made) < 60
     assert [got[i] for i in made] == [float(i) for i in made]
+
+
+def test_stream_with_a_pose_track_equals_offline_generation(pipe: TalkingFacePipeline, demo: dict) -> None:
+    from pcavs.posetrack import PoseTrack
+
+    n = 20  # shorter than the 30 frames: the track loops back and forth in both
+    rng = np.random.default_rng(1)
+    track = PoseTrack(time=np.arange(n) / 25, landmarks=np.zeros((n, 68, 2)), matrix=np.zeros((n, 2, 3)),
+                      align=np.zeros((n, 2, 3)), angles=np.zeros((n, 3)), score=np.ones(n), filled=np.zeros(n, bool),
+                      shot=np.zeros(n, int), frame=np.arange(n), source=np.zeros(n, int),
+                      meta={"fps": 25, "crop_size": 64, "sources": ["x.mp4"]},
+                      codes={pipe.pose_encoder_hash: rng.standard_normal((n, 12)).astype(np.float32) * 3})
+    wave = demo["wave"]
+    inputs = prepare_inputs(DEMO / "identity.png", wave, track, identity_landmarks=demo["landmarks"])
+    offline = torch.cat([f for _, f in pipe.iter_faces(inputs, GenerationOptions())])
+    still = torch.cat([f for _, f in pipe.iter_faces(
+        prepare_inputs(DEMO / "identity.png", wave, identity_landmarks=demo["landmarks"]), GenerationOptions())])
+    assert float((offline - still).abs().max()) > 0.05  # the track's pose shows in the picture
+    for chunk in (160, 333):
+        stream = TalkingFaceStream.open(pipe, DEMO / "identity.png", track, identity_landmarks=demo["landmarks"],
+                                        gain=rms_gain(wave), keep_faces=True)
+        got = torch.stack([f.face for f in _run(stream, wave, chunk)])
+        assert float((got - offline).abs().max()) <= 1e-5, chunk
