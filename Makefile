@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test test-slow test-ray test-ui lint demo verify bench bench-scale train-synth clean
+.PHONY: install system-deps test test-slow test-ray test-ui test-live lint demo verify bench bench-scale train-synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test-ui: install
 	PCAVS_UI_TESTS=1 bash scripts/install-system-deps.sh
 	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
 	$(PY) -m pytest -q -m slow tests/test_ui.py
+
+# the Live tab (WebRTC) in headless Chromium with fake microphone and camera: frames arrive, A/V offset <= 40 ms
+test-live: install
+	$(PY) -m pip install -q -e '.[live]'
+	command -v chromium >/dev/null || apt-get install -y chromium
+	$(PY) -m pytest -q -s -m live tests/test_live_ui.py
 
 lint: install
 	$(VENV)/bin/ruff check pcavs tests benchmarks
