@@ -105,7 +105,7 @@ def test_every_user_error_has_one_base_and_keeps_its_builtin_one():
                 found[name] = obj
     expected = {"FaceNotFoundError", "FaceLostError", "ConfigError", "EngineError", "CheckpointError",
                 "PreprocessError", "ShardError", "ManifestError", "InputError", "MediaError", "SyncNetError",
-                "EvaluationError", "TrackFileError", "SpeechEngineMissing"}  # fmt: skip
+                "EvaluationError", "TrackFileError", "SpeechEngineMissing", "DeviceError"}  # fmt: skip
     assert expected <= set(found)
     for name in expected:
         assert issubclass(found[name], UserError) and issubclass(found[name], ValueError | RuntimeError), name

@@ -662,7 +662,9 @@ def test_api_errors(pipe: TalkingFacePipeline, assets: dict, tmp_path: Path) -> 
     with pytest.raises(TypeError, match="unknown generation option"):
         pipe.generate(assets["photo"], assets["speech"], output=tmp_path / "x.mp4", bach_size=4)
     if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="no CUDA GPU"):
+        from pcavs.device import DeviceError
+
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
             generate_video(assets["photo"], assets["speech"], tmp_path / "x.mp4", weights=assets["tiny"],
                            device="cuda")
     assert list(tmp_path.iterdir()) == []
