@@ -49,7 +49,7 @@ from pcavs.infer.pipeline import (  # noqa: E402
     generate_video,
     prepare_inputs,
 )
-from pcavs.infer.pose import StreamedPose, pingpong_index, pingpong_indices  # noqa: E402
+from pcavs.infer.posesource import StreamedPose, pingpong_index, pingpong_indices  # noqa: E402
 from pcavs.infer.sources import (  # noqa: E402
     speech_features,
     speech_windows,

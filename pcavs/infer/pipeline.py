@@ -78,7 +78,7 @@ from pcavs.posetrack import (
     track_codes,
 )
 
-from .pose import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
+from .posesource import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
 from .sources import (
     InputError,
     InputWarning,
