@@ -27,9 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pcavs.eval.evaluate import EvalOptions, _analysed_frames, track_video
+from pcavs.eval.common import EvalOptions
+from pcavs.eval.scan import analysed_frames
 from pcavs.eval.sync import measure_sync
 from pcavs.eval.syncexpert import BUILTIN_SYNC_EXPERT, _delay, load_sync_expert
+from pcavs.eval.tracking import track_video
 from pcavs.media import read_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def measure_video(expert, video: Path, shifts: list[int], options: EvalOptions) -> list[dict]:
     """Track once, then the expert's verdict for the video's own audio delayed by each shift."""
     track = track_video(str(video), options=options)
-    crops = [crop for _, crop in _analysed_frames(str(video), track, options.fps)]
+    crops = [crop for _, crop in analysed_frames(str(video), track, options.fps)]
     visual = expert.visual_features(np.stack(crops)) if crops else np.zeros((0, 1))
     wave = read_audio(str(video))
     rows = []
@@ -103,7 +105,7 @@ def calibrate_on_videos(expert_dir: str, out: Path, seed: int, clips: int, optio
             write_clip(out, spec)
         video = str(out / spec.relpath.with_suffix(".mp4"))
         track = track_video(video, options=options)
-        crops = np.stack([crop for _, crop in _analysed_frames(video, track, options.fps)])
+        crops = np.stack([crop for _, crop in analysed_frames(video, track, options.fps)])
         mouths = expert.visual_features(crops).reshape(-1, MOUTH_H, MOUTH_W).astype(np.uint8)
         items.append({"mouths": mouths, "mel": melspectrogram(read_audio(video)).numpy()})
         print(f"calibration clip {spec.relpath}", flush=True)

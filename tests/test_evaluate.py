@@ -41,10 +41,9 @@ from pcavs.eval.evaluate import (  # noqa: E402
     VideoScores,
     evaluate_video,
     landmark_scores,
-    load_pairs,
     pose_scores,
-    resolve_pairs,
 )
+from pcavs.eval.pairs import load_pairs, resolve_pairs  # noqa: E402
 from pcavs.eval.report import Flag, ReportOptions, VideoAnalysis, analyze_video, quality_flags, write_report  # noqa: E402
 from pcavs.eval.sync import (  # noqa: E402
     SyncNet,
@@ -481,7 +480,7 @@ def _faceless_square(path: Path, n: int = 10, size: int = 64) -> Path:
 
 def test_report_and_evaluate_share_the_crop_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from pcavs.eval.evaluate import frames_are_crops, track_video
+    from pcavs.eval.tracking import frames_are_crops, track_video
     from pcavs.face import FaceAnalyzer
 
     assert frames_are_crops(None, (64, 64), 0) and not frames_are_crops(None, (64, 64), 3)

@@ -132,7 +132,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from pcavs.eval.evaluate import METRICS, aggregate, evaluate_many, format_table, resolve_pairs
+    from pcavs.eval.pairs import evaluate_many, resolve_pairs
+    from pcavs.eval.scores import METRICS, aggregate, format_table
 
     _check_positive(args)
     pairs = resolve_pairs(args.generated, args.reference, args.audio, args.pose_source, args.identity)

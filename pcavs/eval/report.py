@@ -26,20 +26,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pcavs.eval.evaluate import (
-    EvalOptions,
-    EvaluationError,
-    FrameSource,
-    _analyzer,
-    _load_wave,
-    _name,
-    identity_embedding,
-    scan_video,
-    track_video,
-)
+from pcavs.eval.common import EvalOptions, EvaluationError, FrameSource
+from pcavs.eval.evaluate import identity_embedding, load_wave
 from pcavs.eval.metrics import csim
+from pcavs.eval.scan import scan_video
 from pcavs.eval.sync import ContrastiveSync, LSEResult, SlidingSync, SyncNetScorer, SyncResult, measure_sync
 from pcavs.eval.sync import sliding_sync as _sliding_sync
+from pcavs.eval.tracking import analyzer_for, source_name, track_video
 from pcavs.face import FaceAnalyzer
 from pcavs.fileio import atomic_write_text, write_json
 from pcavs.media import read_video_frames
@@ -124,14 +117,15 @@ def analyze_video(
     report_options = report_options or ReportOptions()
     if isinstance(video, str | os.PathLike) and not Path(video).is_file():
         raise EvaluationError(f"{video}: video not found; check the path")
-    an = _analyzer(options, analyzer)
+    an = analyzer_for(options, analyzer)
     track = track_video(video, aligned=options.generated_aligned, options=options, analyzer=an, require_face=False)
     notes = list(track.notes)
     id_emb, id_ref = None, None
     if identity is not None:
         id_emb = identity_embedding(identity, an, options)
-        id_ref = "the identity image" if isinstance(identity, np.ndarray) else f"the identity photo {_name(identity)}"
-    wave = _load_wave(audio, video, notes)
+        id_ref = ("the identity image" if isinstance(identity, np.ndarray)
+                  else f"the identity photo {source_name(identity)}")  # fmt: skip
+    wave = load_wave(audio, video, notes)
     series = scan_video(video, track, sync=sync if wave is not None else None,
                         syncnet=syncnet if wave is not None else None, options=options, analyzer=an)
     found = np.isfinite(series.embeddings).all(axis=1)
@@ -152,10 +146,10 @@ def analyze_video(
             notes.append(f"SyncNet not run: {exc}")
     audio_name = None
     if wave is not None:
-        audio_name = _name(audio) if isinstance(audio, str | os.PathLike) else (
+        audio_name = source_name(audio) if isinstance(audio, str | os.PathLike) else (
             "the audio array" if audio is not None else "the video's own audio")
     return VideoAnalysis(
-        video=_name(video), fps=options.fps, num_frames=track.num_frames, frame_size=track.frame_size,
+        video=source_name(video), fps=options.fps, num_frames=track.num_frames, frame_size=track.frame_size,
         face_found=track.detected | track.taken_as_crops, identity_similarity=sim, identity_reference=id_ref,
         sharpness=series.sharpness, cpbd=series.cpbd, audio=audio_name, sync=res, sliding=slide, lse=lse,
         notes=notes, taken_as_crops=track.taken_as_crops,
