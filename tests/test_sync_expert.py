@@ -119,3 +119,19 @@ def test_mouth_crops_scale_with_the_crop_size() -> None:
     for c in (img, small):
         m = mouth_crops(c[None])[0]
         assert m.shape == (32, 48) and m.min() > 190
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report"])
+def test_offset_sign_is_stated_in_help_and_readme(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sign pinned by test_offset_sign_delaying_the_audio_gives_plus is the one the user reads."""
+    from pathlib import Path
+
+    from pcavs.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "+k means the sound comes k frames late (delay the audio 3 frames: +3)" in help_text
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert "an offset of `+k` means the mouth at frame `t` matches the sound at frame `t + k`: the sound " \
+        "comes `k` frames late" in readme and "Delay a video's audio by 3 frames and the offset is +3" in readme
