@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test test-slow test-ui lint demo verify bench train-synth clean
+.PHONY: install system-deps test test-slow test-ray test-ui test-live lint demo verify bench bench-scale train-synth clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +27,22 @@ test: install
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
+# --ray: a local two-node Ray cluster (head + one worker node), a worker killed mid-run (~4 min)
+test-ray: install
+	$(PY) -m pip install -q -e '.[ray]'
+	$(PY) -m pytest -q -m slow tests/test_ray.py
+
 # `pcavs ui` in headless Chromium (Debian chromium + playwright-core from npm); screenshots in /tmp/ui-shots
 test-ui: install
 	PCAVS_UI_TESTS=1 bash scripts/install-system-deps.sh
 	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
 	$(PY) -m pytest -q -m slow tests/test_ui.py
+
+# the Live tab (WebRTC) in headless Chromium with fake microphone and camera: frames arrive, A/V offset <= 40 ms
+test-live: install
+	$(PY) -m pip install -q -e '.[live]'
+	command -v chromium >/dev/null || apt-get install -y chromium
+	$(PY) -m pytest -q -s -m live tests/test_live_ui.py
 
 lint: install
 	$(VENV)/bin/ruff check pcavs tests benchmarks
@@ -48,6 +59,11 @@ train-synth: install
 
 bench: install
 	$(PY) benchmarks/inference.py
+
+# batch videos/min (local pool vs Ray) and preprocess frames/s per core
+bench-scale: install
+	$(PY) -m pip install -q -e '.[ray]'
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

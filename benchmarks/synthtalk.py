@@ -7,19 +7,26 @@ talking video) and the words of person C, all never seen in training; the target
 exactly. Scored on aligned crops (the pose source and the targets cropped the official clip way, as
 inference crops a pose video): SSIM and PSNR of the whole face, L1 inside the mouth, and pose and
 mouth-opening errors measured by estimators trained on SynthTalk's ground truth (trained on first
-use and cached with ``--estimator``). Baselines on the same triples: the identity photo copied,
+use and cached with ``--estimator``). Each angle's error is given absolute and as motion (the angle
+about its mean over the clip): the clip crop levels each clip's mean eye line, so a driver's mean roll
+never reaches the pose encoder and only its roll motion can. Baselines on the same triples: the identity photo copied,
 our model with the speech shuffled in time, and our model with the photo's own (still) pose.
 
 Reference rows, rendered exactly: the ``exact target`` (its pose and mouth-opening errors are the
 estimators' own: the floor of those columns), the target with the speech shuffled as the baseline
 shuffles it (the most a perfect model loses to shuffling), both blurred by a 0.5 and a 1 px Gaussian
-(what sharpness alone costs), and the target with B's roll replaced by the photo's constant roll (what
-ignoring the driver's roll scores).
+(what sharpness alone costs), the target with B's roll replaced by the photo's constant roll (what
+ignoring the driver's roll scores), and the target with B's roll motion around the photo's roll (the
+best a model trained on clip crops can draw: the photo sets the mean tilt).
 
 Checks (targets of issue 17): SSIM gain over the copied photo >= 0.12; mouth-opening error with the
 true speech <= 0.40 x that with shuffled speech (the mouth-L1 ratio is kept as a column only: its
 floors showed it measures sharpness, not lip sync); pose error <= 0.40 x the still-pose baseline's
-and each of yaw, pitch and roll <= 0.6 x its still-pose value.
+and each of yaw, pitch and roll <= 0.6 x its still-pose value. Added after measuring that the
+absolute roll check is out of reach of any clip-crop model (its perfect answer scores 0.9): roll motion
+<= 0.6 x the still pose's (against the truth, and against the estimator's reading of the exact target,
+which cancels most of the estimator's own roll noise), and the pose error with roll counted as motion
+<= 0.40 x the still pose's.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from pcavs.synth.benchmark import (
     make_triples,
     render_case,
     roll_blind_target,
+    roll_motion_target,
     score,
     shuffled_target,
     train_estimator,
@@ -49,9 +57,15 @@ from pcavs.synth.benchmark import (
 VARIANTS = ("model", "copy", "shuffled_audio", "still_pose")
 BLURS = (0.5, 1.0)  # px
 REFERENCES = ("exact target", "target shuffled", *(f"{n} blur {b:g}px" for b in BLURS for n in ("target", "shuffled")),
-              "target photo roll")  # fmt: skip
+              "target photo roll", "target roll motion")  # fmt: skip
 METRICS = ("ssim", "psnr", "mouth_l1", "pose_err", "mouth_open_err")
 AXES = ("yaw_err", "pitch_err", "roll_err")
+MOTION = ("yaw_motion_err", "pitch_motion_err", "roll_motion_err", "roll_motion_vs_target")
+
+
+def pose_err_roll_motion(row: dict[str, float]) -> float:
+    """Mean pose error with roll counted as motion (yaw and pitch absolute: the face shows them)."""
+    return (row["yaw_err"] + row["pitch_err"] + row["roll_motion_err"]) / 3
 
 
 def load_or_train_estimator(path: Path, size: int) -> Estimator:
@@ -89,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         case = render_case(triple, size, args.seconds)
         shuffled = shuffled_target(triple, case, seed=args.seed + i)  # the baseline's order
         blurred = [gaussian_blur(f, b) for b in BLURS for f in (case.target, shuffled)]
-        refs = (case.target, shuffled, *blurred, roll_blind_target(triple, case))
+        refs = (case.target, shuffled, *blurred, roll_blind_target(triple, case), roll_motion_target(triple, case))
         for name, frames in zip(REFERENCES, refs, strict=True):
             per_variant[name].append(score(frames, case, estimator))
         for v in VARIANTS:
@@ -100,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 grid_rows.append(np.concatenate([case.identity, case.pose_frames[k], gen[k], case.target[k]], 1))
         print(f"triple {i + 1}/{args.triples}: " + ", ".join(
             f"{m} {per_variant['model'][-1][m]:.3f}" for m in METRICS), flush=True)  # fmt: skip
-    keys = METRICS + AXES
+    keys = METRICS + AXES + MOTION
     rows = {v: {m: float(np.mean([r[m] for r in runs])) for m in keys} for v, runs in per_variant.items()}
     table = {v: rows[v] for v in VARIANTS}
     references = {v: rows[v] for v in REFERENCES}
@@ -109,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     weight = model.cfg.mouth_weight if args.mouth_weight is None else args.mouth_weight
     print(f"\nSynthTalk cross-reenactment, {args.triples} triples of unseen people, {size}x{size}, "
           f"mouth weight {weight:g}, {time.perf_counter() - t0:.0f} s")  # fmt: skip
-    print(f"{'':18}" + "".join(f"{m:>15}" for m in keys))
+    print(f"{'':20}" + "".join(f"{m.replace('_err', '').replace('_motion', '~'):>10}" for m in keys))
+    print("(x~: the angle's motion about its clip mean; roll~vs_target: against the estimate on the exact target)")
     for v in VARIANTS + REFERENCES:
         if v == REFERENCES[0]:
             print("references, rendered exactly:")
-        print(f"{v:18}" + "".join(f"{rows[v][m]:>15.4f}" for m in keys))
+        print(f"{v:20}" + "".join(f"{rows[v][m]:>10.4f}" for m in keys))
     still = table["still_pose"]
     checks = {
         "ssim_gain_over_copy": table["model"]["ssim"] - table["copy"]["ssim"],
@@ -121,15 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         / table["shuffled_audio"]["mouth_open_err"],
         "pose_err_ratio_vs_still": table["model"]["pose_err"] / still["pose_err"],
         **{f"{a}_ratio_vs_still": table["model"][a] / still[a] for a in AXES},
+        "roll_motion_err_ratio_vs_still": table["model"]["roll_motion_err"] / still["roll_motion_err"],
+        "roll_motion_vs_target_ratio_vs_still": table["model"]["roll_motion_vs_target"]
+        / still["roll_motion_vs_target"],
+        "pose_err_roll_motion_ratio_vs_still": pose_err_roll_motion(table["model"]) / pose_err_roll_motion(still),
     }
     targets = {"ssim_gain_over_copy": (">=", 0.12), "mouth_open_ratio_true_vs_shuffled": ("<=", 0.40),
-               "pose_err_ratio_vs_still": ("<=", 0.40), **{f"{a}_ratio_vs_still": ("<=", 0.6) for a in AXES}}
+               "pose_err_ratio_vs_still": ("<=", 0.40), **{f"{a}_ratio_vs_still": ("<=", 0.6) for a in AXES},
+               "roll_motion_err_ratio_vs_still": ("<=", 0.6), "roll_motion_vs_target_ratio_vs_still": ("<=", 0.6),
+               "pose_err_roll_motion_ratio_vs_still": ("<=", 0.40)}
     print()
     met = {}
     for k, v in checks.items():
         op, bound = targets[k]
         met[k] = bool(v >= bound if op == ">=" else v <= bound)
-        print(f"{k:34} {v:8.3f}  target {op} {bound:.3f}  {'met' if met[k] else 'NOT met'}")
+        print(f"{k:38} {v:8.3f}  target {op} {bound:.3f}  {'met' if met[k] else 'NOT met'}")
     # what perfect answers score on the same checks: the exact target (its errors are the estimators'
     # own), the exact target with the speech shuffled, blurred twins, and the photo's constant roll
     exact = references["exact target"]
@@ -142,10 +163,18 @@ def main(argv: list[str] | None = None) -> int:
         **{f"{a}_ratio (exact target)": exact[a] / still[a] for a in AXES},
         "pose_err_ratio (exact, photo's roll)": references["target photo roll"]["pose_err"] / still["pose_err"],
         "roll_err_ratio (exact, photo's roll)": references["target photo roll"]["roll_err"] / still["roll_err"],
+        "roll_err_ratio (exact, B's roll motion on the photo's roll)":
+            references["target roll motion"]["roll_err"] / still["roll_err"],
+        "pose_err_ratio (exact, B's roll motion on the photo's roll)":
+            references["target roll motion"]["pose_err"] / still["pose_err"],
+        "roll_motion_err_ratio (exact target)": exact["roll_motion_err"] / still["roll_motion_err"],
+        "roll_motion_vs_target_ratio (exact, B's roll motion on the photo's roll)":
+            references["target roll motion"]["roll_motion_vs_target"] / still["roll_motion_vs_target"],
+        "pose_err_roll_motion_ratio (exact target)": pose_err_roll_motion(exact) / pose_err_roll_motion(still),
     }  # fmt: skip
     print("what perfect answers score on those checks:")
     for k, v in floor_checks.items():
-        print(f"  {k:50} {v:8.3f}")
+        print(f"  {k:72} {v:8.3f}")
     if args.json:
         report = {"mouth_weight": weight, "table": table, "references": references, "estimator_floor": floors,
                   "checks": checks, "targets": targets, "met": met, "perfect_answer_checks": floor_checks,

@@ -7,8 +7,6 @@ wrongly shaped keys, so a partial or foreign checkpoint is never half-loaded sil
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from pcavs.config import ModelConfig, from_dict, preset, to_dict
+from pcavs.fileio import atomic_path
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 
 FORMAT = "pcavs-weights"
@@ -207,11 +206,5 @@ def convert_official(src: str | Path, dst: str | Path) -> Path:
 
 def _atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename: no partial files."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(str(tmp))

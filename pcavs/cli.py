@@ -30,6 +30,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("pcavs.data.shards", "ShardError"),
         ("pcavs.infer.sources", "InputError"),
         ("pcavs.posetrack", "TrackFileError"),
+        ("pcavs.engine", "EngineError"),
     ):
         try:
             errors.append(getattr(__import__(module, fromlist=[name]), name))
@@ -149,6 +150,8 @@ COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
      "pcavs.cli", "add_export_official_arguments", "cmd_export_official"),
     ("info", "print a preset's configuration and parameter counts", "pcavs.cli", "add_info_arguments", "cmd_info"),
     ("generate", "talking-face video from a photo, speech and a pose video", "pcavs.infer.cli", "add_arguments", "run"),
+    ("live", "a talking face from live audio (a file played in real time, or PCM on stdin) into a growing "
+     "fragmented mp4 or HLS playlist", "pcavs.infer.live", "add_arguments", "run"),
     ("preprocess", "raw talking-face videos -> training shards", "pcavs.data.preprocess", "add_arguments", "run_args"),
     ("train", "train a stage (sync, identity, joint) on a preprocessed dataset",
      "pcavs.train.__main__", "add_arguments", "run"),

@@ -14,5 +14,15 @@ def _deterministic_threads():
 
 
 @pytest.fixture
+def one_thread():
+    # On a shared 2-core machine two intra-op threads spin against other processes: one thread was ~15x
+    # faster under load (27 vs 420 ms per small-preset frame).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def reference_dir() -> Path:
     return DATA / "official-v0"

@@ -25,8 +25,9 @@ def _wav(path: Path, seconds: float = 0.6) -> Path:
     return path
 
 
-@pytest.fixture()
-def manifest(tmp_path: Path) -> Path:
+def bad_manifest(tmp_path: Path) -> Path:
+    """Two good rows, then a missing photo, corrupt audio, a face-less photo, an unwritable output, an unknown
+    column and a line that is not JSON."""
     from PIL import Image
 
     _wav(tmp_path / "a.wav")
@@ -47,10 +48,12 @@ def manifest(tmp_path: Path) -> Path:
     return path
 
 
-def test_batch_records_every_bad_row_and_resumes(manifest: Path, tmp_path: Path) -> None:
+def check_bad_rows(tmp_path: Path, engine_args: list[str]) -> None:
+    """Every bad row recorded with its reason, the good rows done, a rerun skips them (on any engine)."""
+    manifest = bad_manifest(tmp_path)
     out = tmp_path / "out"
     (out / "taken.mp4").mkdir(parents=True)
-    cmd = [sys.executable, "-m", "pcavs", "batch", str(manifest), "-o", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "pcavs", "batch", str(manifest), "-o", str(out), "--quiet", *engine_args]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stderr  # some rows failed
     assert "2 done, 0 skipped (already there), 6 failed" in r.stdout
@@ -66,6 +69,12 @@ def test_batch_records_every_bad_row_and_resumes(manifest: Path, tmp_path: Path)
     assert sorted(p.name for p in out.iterdir()) == ["good.mp4", "results.jsonl", "seeded.mp4", "taken.mp4"]
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert "0 done, 2 skipped (already there), 6 failed" in again.stdout  # the failed rows were retried
+
+
+@pytest.mark.parametrize("engine_args", [pytest.param([], id="in-process"),
+                                         pytest.param(["--workers", "2"], id="pool", marks=pytest.mark.slow)])
+def test_batch_records_every_bad_row_and_resumes(tmp_path: Path, engine_args: list[str]) -> None:
+    check_bad_rows(tmp_path, engine_args)  # tests/test_ray.py runs it on Ray too
 
 
 def test_csv_manifest_types_its_cells(tmp_path: Path) -> None:

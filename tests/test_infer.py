@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,13 +74,8 @@ def _hog_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # On a shared 2-core machine two intra-op threads spin against other processes: one thread was ~15x
-    # faster under load (27 vs 420 ms per small-preset frame).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread: None) -> None:
+    pass  # torch on one thread (conftest.one_thread)
 
 
 def _speech(path: Path, text: str) -> np.ndarray:

@@ -64,9 +64,11 @@ def test_weighted_sum_total_and_log():
     ]
     total, log = weighted_sum(terms)
     assert total.item() == pytest.approx(10 * 3.0 + 0.5 * 4.0)
-    assert log["a"] == pytest.approx(3.0) and log["b"] == pytest.approx(4.0)
-    assert math.isnan(log["off"])
-    assert log["total"] == pytest.approx(32.0)
+    assert all(isinstance(v, torch.Tensor) and not v.requires_grad and v.shape == () for v in log.values())
+    assert log["a"].item() == pytest.approx(3.0) and log["b"].item() == pytest.approx(4.0)
+    assert math.isnan(log["off"].item())
+    assert log["total"].item() == pytest.approx(32.0)
+    assert terms[0].key == "a" and LossTerm("sync_v2a", 1.0, x, key="sync").key == "sync"
     total.backward()
     assert x.grad.item() == pytest.approx(15.0)
 

@@ -23,7 +23,8 @@ def _check(stage: str, mode: str, data: Path, tmp: Path) -> None:
     import subprocess
 
     ref, out = tmp / "ref", tmp / "out"
-    subprocess.run(rm.command(stage, data, ref), env=rm._env(), check=True, capture_output=True, timeout=300)
+    cmd = rm.command(stage, data, ref, ranks=rm.ranks_of(mode))
+    subprocess.run(cmd, env=rm._env(), check=True, capture_output=True, timeout=300)
     rm.interrupted_run(stage, data, out, mode)
     n, diff = rm.max_diff(ref, out)
     assert n > 100 and diff == 0.0
@@ -39,3 +40,39 @@ def test_sigkill_between_checkpoints_resumes_to_the_bit(data: Path, tmp_path: Pa
 @pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
 def test_every_stage_and_way_of_dying(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
     _check(stage, mode, data, tmp_path)
+
+
+def test_torchrun_rank_killed_resumes_to_the_bit(data: Path, tmp_path: Path) -> None:
+    """torchrun, 2 CPU ranks: SIGKILL on rank 1 between checkpoints, the same command again."""
+    _check("joint", "torchrun-kill-rank", data, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["torchrun-kill-rank", "torchrun-sigterm", "torchrun-sigterm-rank"])
+@pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
+def test_every_stage_under_torchrun(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
+    """Also SIGTERM on one rank only: before every rank agreed on when to stop, rank 1 waited in the
+    checkpoint's barrier while rank 0 trained on, and the job hung."""
+    _check(stage, mode, data, tmp_path)
+
+
+def test_each_rank_resumes_its_own_rng_streams(tmp_path: Path) -> None:
+    """A state saved by 2 ranks gives rank r back rank r's streams; another world size falls back to the
+    main process's (torchrun ranks on GPUs draw from different CUDA streams, so rank 0's are not theirs)."""
+    import torch
+    from torch import nn
+
+    from pcavs.train.state import Position, load_state, rng_state, save_state
+
+    model, opts = nn.Linear(2, 2), {}
+    torch.manual_seed(1)
+    r0 = rng_state()
+    torch.manual_seed(2)
+    r1 = rng_state()
+    torch.manual_seed(3)
+    main = rng_state()
+    save_state(tmp_path, model, opts, Position(step=5), {}, rank_rngs=[r0, r1])
+    for rank, world, want in ((1, 2, r1), (0, 2, r0), (1, 4, main)):
+        torch.manual_seed(99)
+        pos, _ = load_state(tmp_path, model, opts, rank=rank, world_size=world)
+        assert pos.step == 5 and torch.equal(torch.get_rng_state(), want["torch"])

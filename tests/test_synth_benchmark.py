@@ -27,6 +27,7 @@ from pcavs.synth.benchmark import (
     photo_pose,
     render_case,
     roll_blind_target,
+    roll_motion_target,
     score,
     shuffled_target,
     speech_order,
@@ -113,7 +114,7 @@ def test_script_writes_the_table_floor_and_checks(tmp_path: Path):
     assert set(r["estimator_floor"]) == {"pose_err", "mouth_open_err"}
     refs = r["references"]
     assert set(refs) == {"exact target", "target shuffled", "target blur 0.5px", "shuffled blur 0.5px",
-                         "target blur 1px", "shuffled blur 1px", "target photo roll"}
+                         "target blur 1px", "shuffled blur 1px", "target photo roll", "target roll motion"}
     assert refs["exact target"]["mouth_l1"] == 0.0 and refs["exact target"]["ssim"] == pytest.approx(1.0)
     assert refs["target shuffled"]["mouth_l1"] > 0
     assert 0 < refs["target blur 0.5px"]["mouth_l1"] < refs["target blur 1px"]["mouth_l1"]  # more blur, more error
@@ -123,9 +124,14 @@ def test_script_writes_the_table_floor_and_checks(tmp_path: Path):
     assert floors["mouth_open_ratio (exact target vs exact shuffled)"] == pytest.approx(
         refs["exact target"]["mouth_open_err"] / refs["target shuffled"]["mouth_open_err"])
     assert r["estimator_floor"]["pose_err"] == refs["exact target"]["pose_err"]
-    assert set(r["table"]["model"]) >= {"yaw_err", "pitch_err", "roll_err"}
+    assert set(r["table"]["model"]) >= {"yaw_err", "pitch_err", "roll_err", "roll_motion_err"}
     assert set(r["checks"]) == {"ssim_gain_over_copy", "mouth_open_ratio_true_vs_shuffled", "pose_err_ratio_vs_still",
-                                "yaw_err_ratio_vs_still", "pitch_err_ratio_vs_still", "roll_err_ratio_vs_still"}
+                                "yaw_err_ratio_vs_still", "pitch_err_ratio_vs_still", "roll_err_ratio_vs_still",
+                                "roll_motion_err_ratio_vs_still", "roll_motion_vs_target_ratio_vs_still",
+                                "pose_err_roll_motion_ratio_vs_still"}
+    still = r["table"]["still_pose"]
+    assert r["checks"]["roll_motion_err_ratio_vs_still"] == pytest.approx(
+        r["table"]["model"]["roll_motion_err"] / still["roll_motion_err"])
     assert r["targets"]["ssim_gain_over_copy"] == [">=", 0.12]
     assert r["targets"]["pose_err_ratio_vs_still"] == ["<=", 0.4]
     assert set(r["met"]) == set(r["checks"])
@@ -166,6 +172,44 @@ def test_clip_crop_shows_the_drivers_roll(case):
     true_roll = np.array([eval_angles(g)[2] for g in truth.ground_truth])  # clockwise in the image
     x, y = true_roll - true_roll.mean(), eye_angle - eye_angle.mean()
     assert np.ptp(true_roll) > 3 and (x * y).sum() / (x * x).sum() > 0.8
+
+
+@needs_espeak
+def test_roll_motion_target_moves_bs_roll_onto_the_photos(case):
+    """The 'roll motion' reference keeps B's roll about its clip mean and takes the mean from the photo;
+    its clip crops show the same in-clip roll as the exact target's (the crop levels the mean)."""
+    triple, n = make_triples(1)[0], len(case.target)
+    motion = roll_motion_target(triple, case)
+    assert motion.shape == case.target.shape and not np.array_equal(motion, case.target)
+    b_roll = _render_target(triple, n, case.audio)
+    roll = np.array([g["roll"] for g in b_roll.ground_truth])
+    shifted = roll - roll.mean() + float(photo_pose(triple).roll[0])
+    r = _render_target(triple, n, case.audio, roll=shifted)
+    assert np.allclose([g["roll"] for g in r.ground_truth], shifted)
+    # the face inside the crop: the clip crop removes the clip's mean roll, so the face pixels agree far
+    # better with the exact target than the roll-blind reference does
+    k = motion.shape[1] // 4
+    face = (slice(None), slice(k, 3 * k), slice(k, 3 * k))
+    blind = roll_blind_target(triple, case)
+    err = np.abs(motion[face].astype(float) - case.target[face]).mean()
+    assert err < 0.5 * np.abs(blind[face].astype(float) - case.target[face]).mean()
+
+
+def test_score_separates_a_constant_pose_offset_from_motion(case):
+    """An output whose angles are the truth plus a constant has absolute errors, no motion error."""
+
+    class Offset:
+        def predict(self, crops):
+            out = np.zeros((len(crops), 4), np.float32)
+            out[:, :3] = case.pose + np.array([1.0, -2.0, 4.0])
+            out[:, 3] = case.mouth_open
+            return out
+
+    s = score(case.target, case, Offset())
+    assert (s["yaw_err"], s["pitch_err"], s["roll_err"]) == pytest.approx((1.0, 2.0, 4.0), abs=1e-4)
+    assert max(s["yaw_motion_err"], s["pitch_motion_err"], s["roll_motion_err"]) < 1e-4
+    assert max(s["yaw_motion_vs_target"], s["roll_motion_vs_target"]) < 1e-4  # the target reads the same
+    assert s["pose_err"] == pytest.approx(7 / 3, abs=1e-4) and s["mouth_open_err"] < 1e-6
 
 
 def test_synthtalk_angles_are_converted_to_the_eval_convention():

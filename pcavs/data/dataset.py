@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pcavs.audio import mel_windows
 from pcavs.config import ConfigError
 from pcavs.data.augment import AugmentConfig, augment_nonidentity
+from pcavs.data.batch import Batch
 from pcavs.data.preprocess import CROP_NAME, FORMAT_VERSION
 from pcavs.data.shards import NpyMember, ShardError, open_url, read_member, read_npy_header, read_npy_rows, scan_shard
 from pcavs.media import images_to_tensor
@@ -357,15 +358,15 @@ class ClipDataset(IterableDataset):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return x
 
-    def materialize(self, reader: _Reader, g: int, clip_idx: int, start: int, epoch: int) -> dict[str, torch.Tensor]:
-        """The tensors of one planned sample (deterministic in ``(seed, epoch, g)``)."""
+    def materialize(self, reader: _Reader, g: int, clip_idx: int, start: int, epoch: int) -> Batch:
+        """One planned sample (a :class:`Batch` without the batch axis; deterministic in ``(seed, epoch, g)``)."""
         clip, k = self.clips[clip_idx], self.cfg.clip_len
         rng = _rng(self.cfg.seed, epoch, _TAG_SAMPLE, g)
         ref = self._reference(rng, clip.num_frames, start)
         shifts = self._shifts(rng, clip.num_frames, start)
         frames = self._images(reader.rows(clip, "frames.npy", start, start + k))
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        out = {
+        out: Batch = {
             "frames": frames,
             "augmented": augment_nonidentity(frames, gen, self.cfg.augment),
             "reference": self._images(reader.rows(clip, "frames.npy", ref, ref + 1))[0],

@@ -18,6 +18,10 @@ Stored mel rows: ``min(4*T + 8, rows of the whole clip)``, i.e. exactly what
 ``mel_windows(mel, range(T))`` reads, so the windows are identical to those of the untrimmed clip.
 ``audio.npy`` (``--keep-audio``) holds the first ``640*T`` samples.
 
+Work is split into shards, one task each: in this process (``--workers 1``), a local pool of
+``--workers N`` processes, or Ray tasks (``--ray auto|ADDRESS``, :mod:`pcavs.engine`); the bytes
+written do not depend on which.
+
 Resuming: the sorted clip list is cut into shards of ``clips_per_shard``; a shard is written to
 ``.tar.partial``, then its ``.json`` sidecar, then renamed to ``.tar``. A rerun skips shards whose
 ``.tar`` exists (after checking its sidecar was made with the same settings and clips) and redoes
@@ -27,12 +31,9 @@ the rest, so a killed run loses at most the shards in flight and the result is b
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import dataclasses
 import json
-import multiprocessing as mp
 import os
-import queue
 import re
 import sys
 import time
@@ -47,7 +48,9 @@ import numpy as np
 from pcavs import __version__
 from pcavs.audio import melspectrogram, num_video_frames
 from pcavs.config import ConfigError
-from pcavs.data.shards import ShardWriter, atomic_write_text
+from pcavs.data.shards import ShardWriter
+from pcavs.engine import EngineConfig, EngineError, Job, add_ray_arguments, engine_config_from_args, make_engine
+from pcavs.fileio import atomic_write_text
 
 __all__ = [
     "CROP_NAME",
@@ -289,13 +292,12 @@ def write_shard(
             writer.add(key, fields)
             clips.append({**entry, "members": {ext: list(v) for ext, v in writer.index[key].items()}})
     sidecar = {**header, "shard": tar.name, "bytes": partial.stat().st_size, "clips": clips, "skipped": list(skipped)}
-    atomic_write_text(side, json.dumps(sidecar, sort_keys=True, indent=1) + "\n")
+    atomic_write_text(side, json.dumps(sidecar, sort_keys=True, indent=1) + "\n", fsync=True)
     os.replace(partial, tar)
     return sidecar
 
 
 _ANALYZER: Any = None
-_PROGRESS: Any = None
 
 
 def _analyzer(use_cnn: bool) -> Any:
@@ -307,22 +309,32 @@ def _analyzer(use_cnn: bool) -> Any:
     return _ANALYZER
 
 
-def _init_worker(progress: Any) -> None:
-    global _PROGRESS
-    import torch
+@dataclass(frozen=True)
+class _Shared:
+    """A run's constants, sent once to every worker (``tick`` only when the shards run in this process)."""
 
-    torch.set_num_threads(1)  # one process per core: avoid oversubscription
-    _PROGRESS = progress
+    src: str
+    dst: str
+    cfg: PreprocessConfig
+    label_kind: str
+    header: dict[str, Any]
+    tick: Callable[[], None] | None = None
 
 
-def _shard_task(src: str, dst: str, index: int, refs: list[ClipRef], cfg: PreprocessConfig, label_kind: str,
-                header: dict[str, Any], tick: Callable[[], None] | None = None) -> dict[str, Any]:
-    if tick is None and _PROGRESS is not None:
-        tick = lambda: _PROGRESS.put(1)  # noqa: E731
+def _setup(shared: _Shared) -> _Shared:
+    _analyzer(shared.cfg.use_cnn)  # the detector is built once per worker process
+    return shared
+
+
+def _shard_task(shared: _Shared, item: tuple[int, list[ClipRef]]) -> dict[str, Any]:
+    """One shard (a task of :mod:`pcavs.engine`): its clips, then the atomic shard write; returns the sidecar.
+    Run twice (a retried task), it writes the same bytes under the same names."""
+    index, refs = item
     samples, skipped = [], []
     for ref in refs:
         try:
-            fields = process_clip(Path(src) / ref.source, ref, cfg, _analyzer(cfg.use_cnn), label_kind)
+            fields = process_clip(Path(shared.src) / ref.source, ref, shared.cfg, _analyzer(shared.cfg.use_cnn),
+                                  shared.label_kind)
             meta = fields["json"]
             entry = {"key": ref.key, "source": ref.source, "label": ref.label, "num_frames": meta["num_frames"]}
             if ref.split is not None:
@@ -332,9 +344,10 @@ def _shard_task(src: str, dst: str, index: int, refs: list[ClipRef], cfg: Prepro
             skipped.append({"source": ref.source, "reason": e.reason, "detail": e.detail})
         except Exception as e:  # noqa: BLE001 - one odd file must not end a day-long run; it is reported
             skipped.append({"source": ref.source, "reason": "error", "detail": f"{type(e).__name__}: {e}"})
-        if tick is not None:
-            tick()
-    return write_shard(Path(dst), index, samples, skipped, {**header, "sources": [r.source for r in refs]})
+        if shared.tick is not None:
+            shared.tick()
+    header = {**shared.header, "sources": [r.source for r in refs]}
+    return write_shard(Path(shared.dst), index, samples, skipped, header)
 
 
 # ------------------------------------------------------------------------------------ the run
@@ -367,8 +380,8 @@ def write_dataset_json(dst: Path, sidecars: Sequence[dict[str, Any]], info: dict
             for s in sidecars
         ],
     }
-    atomic_write_text(dst / "skipped.jsonl", "".join(json.dumps(k, sort_keys=True) + "\n" for k in skipped))
-    atomic_write_text(dst / "dataset.json", json.dumps(dataset, sort_keys=True, indent=1) + "\n")
+    atomic_write_text(dst / "skipped.jsonl", "".join(json.dumps(k, sort_keys=True) + "\n" for k in skipped), fsync=True)
+    atomic_write_text(dst / "dataset.json", json.dumps(dataset, sort_keys=True, indent=1) + "\n", fsync=True)
     return dataset
 
 
@@ -397,8 +410,12 @@ def _load_done(tar: Path, side: Path, header: dict[str, Any], refs: list[ClipRef
 
 
 def preprocess(src: str | os.PathLike[str], dst: str | os.PathLike[str], cfg: PreprocessConfig = PreprocessConfig(),
-               progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) preprocessing; returns ``dataset.json``'s content plus ``"run"`` statistics."""
+               progress: bool = True, engine: EngineConfig | None = None) -> dict[str, Any]:
+    """Run (or resume) preprocessing; returns ``dataset.json``'s content plus ``"run"`` statistics.
+
+    One shard is one task: in this process (``cfg.workers`` 1), a local pool of ``cfg.workers``
+    processes, or Ray tasks when ``engine`` says so; the shards are the same bytes either way.
+    """
     src_p, dst_p = Path(src).resolve(), Path(dst)
     layout, refs = discover_clips(src_p, cfg.layout)
     label_kind = LABEL_KINDS[layout]
@@ -421,13 +438,21 @@ def preprocess(src: str | os.PathLike[str], dst: str | os.PathLike[str], cfg: Pr
     start = time.perf_counter()
     total = sum(len(chunks[i]) for i in todo)
     bar = _progress_bar(total, progress)
+    ecfg = engine or EngineConfig(workers=cfg.workers if len(todo) > 1 else 1, threads=1)
     try:
-        if cfg.workers == 1 or len(todo) <= 1:
-            for i in todo:
-                sidecars[i] = _shard_task(str(src_p), str(dst_p), i, chunks[i], cfg, label_kind, header,
-                                          tick=lambda: bar.update(1))
-        else:
-            sidecars.update(_run_parallel(src_p, dst_p, todo, chunks, cfg, label_kind, header, bar))
+        if todo:
+            with make_engine(ecfg) as eng:
+                if progress:
+                    print(f"preprocess: {len(todo)} shards on {eng.describe()}", file=sys.stderr)
+                # in this process the bar moves clip by clip; from workers, shard by shard
+                tick = (lambda: bar.update(1)) if eng.in_process else None
+                shared = _Shared(str(src_p), str(dst_p), cfg, label_kind, header, tick)
+                job = Job(_setup, shared, _shard_task, name="pcavs-preprocess")
+                items = [(i, chunks[i]) for i in todo]
+                on_done = None if eng.in_process else (lambda k, _: bar.update(len(items[k][1])))
+                # a shard-level failure (disk full) stops the run; a clip's failure is a skip inside its shard
+                for i, sidecar in zip(todo, eng.run(job, items, on_done), strict=True):
+                    sidecars[i] = sidecar
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
@@ -448,40 +473,6 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="clip", desc="preprocess", disable=not enabled, dynamic_ncols=True)
 
 
-def _run_parallel(src: Path, dst: Path, todo: list[int], chunks: list[list[ClipRef]], cfg: PreprocessConfig,
-                  label_kind: str, header: dict[str, Any], bar: Any) -> dict[int, dict[str, Any]]:
-    # spawn: dlib/av/torch state is not fork-safe, and spawn behaves the same on every OS.
-    ctx = mp.get_context("spawn")
-    ticks = ctx.Queue()
-    out: dict[int, dict[str, Any]] = {}
-    workers = min(cfg.workers, len(todo))
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(ticks,)) as pool:
-        futures = {pool.submit(_shard_task, str(src), str(dst), i, chunks[i], cfg, label_kind, header): i
-                   for i in todo}
-        pending = set(futures)
-        try:
-            while pending:
-                finished, pending = cf.wait(pending, timeout=0.2, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    out[futures[fut]] = fut.result()  # a shard-level failure (disk full) stops the run
-                _drain(ticks, bar)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
-        _drain(ticks, bar)
-    return out
-
-
-def _drain(ticks: Any, bar: Any) -> None:
-    while True:
-        try:
-            ticks.get_nowait()
-        except queue.Empty:
-            return
-        bar.update(1)
-
-
 # ------------------------------------------------------------------------------------ command line
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``preprocess`` arguments to ``parser`` (for wiring into the main CLI)."""
@@ -498,6 +489,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--landmarks", choices=("auto", "detect", "sidecar"), default="auto",
                         help="auto: exact landmarks from a SynthTalk <clip>.json when present, else detect")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_arguments(parser)
     return parser
 
 
@@ -507,7 +499,8 @@ def run_args(args: argparse.Namespace) -> int:
                            clips_per_shard=args.clips_per_shard, min_frames=args.min_frames,
                            keep_audio=args.keep_audio, max_gap=args.max_gap, use_cnn=args.cnn,
                            landmarks=args.landmarks)
-    ds = preprocess(args.src, args.dst, cfg, progress=not args.quiet)
+    engine = engine_config_from_args(args, workers=args.workers, threads=1) if args.ray else None
+    ds = preprocess(args.src, args.dst, cfg, progress=not args.quiet, engine=engine)
     c, run = ds["counts"], ds["run"]
     why = ", ".join(f"{k} {v}" for k, v in c["skipped"].items()) or "none"
     print(f"{args.dst}: {c['clips']}/{c['discovered']} clips, {c['frames']} frames ({c['seconds']:.1f} s), "
@@ -523,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_args(args)
-    except (PreprocessError, ConfigError) as e:
+    except (PreprocessError, ConfigError, EngineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -25,7 +25,6 @@ import os
 import re
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 import numpy as np
@@ -45,7 +44,6 @@ __all__ = [
     "read_npy_header",
     "read_npy_rows",
     "read_member",
-    "atomic_write_text",
 ]
 
 Opener = Callable[[str], BinaryIO]
@@ -291,14 +289,3 @@ def read_npy_rows(stream: BinaryIO, header: NpyMember, start: int, stop: int) ->
     if len(data) != n * header.row_bytes:
         raise ShardError(f"{getattr(stream, 'name', 'shard')}: array data is cut short; rerun preprocessing")
     return np.frombuffer(data, dtype=header.dtype).reshape((n, *header.shape[1:]))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write a small text file so that it is either absent, old, or complete (tmp + fsync + rename)."""
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)

@@ -26,7 +26,6 @@ so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import sys
@@ -36,8 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from pcavs.engine import EngineConfig, Job, make_engine
 from pcavs.eval.evaluate import (
     METRICS,
     EvalOptions,
@@ -49,6 +47,7 @@ from pcavs.eval.evaluate import (
 )
 from pcavs.eval.sync import ContrastiveSync, SyncNetScorer
 from pcavs.face import FaceAnalyzer, FaceNotFoundError
+from pcavs.fileio import atomic_write_text, write_json
 from pcavs.media import MediaError, read_video_frames
 
 __all__ = ["DATASETS", "BenchmarkResult", "read_list", "resolve_entry", "run_benchmark"]
@@ -124,13 +123,17 @@ def run_benchmark(
     generation: dict[str, Any] | None = None,
     analyzer: FaceAnalyzer | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: EngineConfig | None = None,
 ) -> BenchmarkResult:
     """Generate and score every listed video; write ``OUT/results.json`` and ``OUT/results.txt``.
 
     ``weights`` is a weights folder or a loaded :class:`pcavs.model.PCAVS`; ``generation`` holds
     :class:`pcavs.infer.pipeline.GenerationOptions` fields (e.g. ``{"batch_size": 16, "seed": 0}``).
+    ``engine`` runs the videos in a local process pool or on a Ray cluster (default: this process);
+    the scores and generated videos do not depend on it.
     """
-    from pcavs.infer.pipeline import USER_ERRORS, TalkingFacePipeline, resolve_device
+    from pcavs.checkpoint import load_model
+    from pcavs.infer.pipeline import resolve_device
     from pcavs.model import PCAVS
 
     say = progress or (lambda msg: print(msg, file=sys.stderr))
@@ -144,40 +147,27 @@ def run_benchmark(
         raise EvaluationError(f"{out}: exists and is not a folder; choose another -o")
     gen_dir = out / "generated"
     gen_dir.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    cfg = engine or EngineConfig()
+    dev = resolve_device(device) if not cfg.ray else device  # under Ray each worker resolves its own
     if isinstance(weights, PCAVS):
-        pipe = TalkingFacePipeline(weights, dev, analyzer)
-        weights_name = "(model object)"
+        model, weights_name = weights, "(model object)"
     else:
-        pipe = TalkingFacePipeline.from_pretrained(weights, dev, analyzer)
-        weights_name = str(weights)
-    sync = ContrastiveSync(pipe.model, dev)
+        model, weights_name = load_model(weights, device="cpu"), str(weights)
     gen_opts = dict(generation or {})
-    scores: list[VideoScores] = []
     t_start = time.perf_counter()
-    for k, (entry, real) in enumerate(videos):
-        gen_path = gen_dir / f"{_safe_name(entry)}.mp4"
-        t0 = time.perf_counter()
-        try:
-            frames = read_video_frames(real)
-            try:
-                first = next(frames)
-            except StopIteration:
-                raise MediaError(f"{real}: the video has no frames; remove it from the list") from None
-            finally:
-                frames.close()
-            if regenerate or not gen_path.is_file():
-                pipe.generate(identity=first, audio=str(real), pose_mode="self", output=gen_path, overwrite=True,
-                              **gen_opts)
-            s = evaluate_video(gen_path, real, audio=real, pose_source=real, identity=first, sync=sync,
-                               syncnet=syncnet, options=opts, analyzer=analyzer)
-            s.identity = f"{real} (first frame)"
-        except (EvaluationError, FaceNotFoundError, *USER_ERRORS) as exc:
-            s = VideoScores(generated=str(gen_path), reference=str(real), error=str(exc))
-        scores.append(s)
-        status = "failed: " + s.error.splitlines()[0] if s.error else (
-            f"SSIM {s.ssim:.3f}" if s.ssim is not None else "done")
-        say(f"[{k + 1}/{len(videos)}] {entry}: {status} ({time.perf_counter() - t0:.1f} s)")
+    with make_engine(cfg) as eng:
+        # the face analyzer holds dlib objects that do not pickle: workers build their own (the same detector)
+        shared = _Shared(model, str(dev), analyzer if eng.in_process else None, syncnet, opts, gen_opts, regenerate,
+                         str(gen_dir))
+        job = Job(_setup, shared, _score_video, name="pcavs-benchmark")
+
+        def report(k: int, done: tuple[VideoScores, float]) -> None:
+            s, seconds = done
+            status = "failed: " + s.error.splitlines()[0] if s.error else (
+                f"SSIM {s.ssim:.3f}" if s.ssim is not None else "done")
+            say(f"[{k + 1}/{len(videos)}] {videos[k][0]}: {status} ({seconds:.1f} s)")
+
+        scores: list[VideoScores] = [s for s, _ in eng.run(job, videos, report)]
     summary = aggregate(scores)
     table = format_table(scores, summary)
     report = {
@@ -194,22 +184,65 @@ def run_benchmark(
         "settings": dataclasses.asdict(opts) | {"generation": gen_opts},
     }
     json_path = out / "results.json"
-    _atomic_write(json_path, json.dumps(_finite(report), indent=1) + "\n")
-    _atomic_write(out / "results.txt", table + "\n")
+    write_json(json_path, report)
+    atomic_write_text(out / "results.txt", table + "\n")
     return BenchmarkResult(scores, summary, out, json_path, table)
 
 
-def _finite(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    if isinstance(x, float | np.floating):
-        return float(x) if np.isfinite(x) else None
-    return x
+@dataclass(frozen=True)
+class _Shared:
+    """What every worker gets once (pickled into a pool process, or ray.put once)."""
+
+    model: Any
+    device: str
+    analyzer: FaceAnalyzer | None
+    syncnet: SyncNetScorer | None
+    opts: EvalOptions
+    generation: dict[str, Any]
+    regenerate: bool
+    gen_dir: str
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+@dataclass
+class _Worker:
+    pipe: Any
+    sync: ContrastiveSync
+    syncnet: SyncNetScorer | None
+    shared: _Shared
+
+
+def _setup(shared: _Shared) -> _Worker:
+    from pcavs.infer.pipeline import TalkingFacePipeline
+
+    pipe = TalkingFacePipeline(shared.model, shared.device, shared.analyzer)
+    s = shared.syncnet
+    syncnet = None if s is None else SyncNetScorer(s.net, pipe.device, s.batch_size)
+    return _Worker(pipe, ContrastiveSync(pipe.model, pipe.device), syncnet, shared)
+
+
+def _score_video(worker: _Worker, item: tuple[str, Path]) -> tuple[VideoScores, float]:
+    """Generate (unless already there) and score one test video: (scores, seconds); a user-level failure
+    is its ``error``. A rerun (Ray retries a task whose worker died) overwrites with the same bytes."""
+    from pcavs.infer.pipeline import USER_ERRORS
+
+    entry, real = item
+    sh = worker.shared
+    gen_path = Path(sh.gen_dir) / f"{_safe_name(entry)}.mp4"
+    t0 = time.perf_counter()
+    try:
+        frames = read_video_frames(real)
+        try:
+            first = next(frames)
+        except StopIteration:
+            raise MediaError(f"{real}: the video has no frames; remove it from the list") from None
+        finally:
+            frames.close()
+        if sh.regenerate or not gen_path.is_file():
+            worker.pipe.generate(identity=first, audio=str(real), pose_mode="self", output=gen_path, overwrite=True,
+                                 **sh.generation)
+        s = evaluate_video(gen_path, real, audio=real, pose_source=real, identity=first, sync=worker.sync,
+                           syncnet=worker.syncnet, options=sh.opts, analyzer=sh.analyzer)
+        s.identity = f"{real} (first frame)"
+    except (EvaluationError, FaceNotFoundError, *USER_ERRORS) as exc:
+        s = VideoScores(generated=str(gen_path), reference=str(real), error=str(exc))
+    return s, time.perf_counter() - t0

@@ -9,7 +9,6 @@ building the parser stays instant.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -87,13 +86,15 @@ def _sync_models(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from pcavs.checkpoint import CheckpointError
     from pcavs.config import ConfigError
+    from pcavs.engine import EngineError
     from pcavs.eval.evaluate import EvaluationError
     from pcavs.eval.sync import SyncNetError
     from pcavs.face import FaceNotFoundError
     from pcavs.infer.sources import InputError
     from pcavs.media import MediaError
 
-    return (EvaluationError, SyncNetError, MediaError, FaceNotFoundError, CheckpointError, InputError, ConfigError)
+    return (EvaluationError, SyncNetError, MediaError, FaceNotFoundError, CheckpointError, InputError, ConfigError,
+            EngineError)
 
 
 def _guarded(func: Any, args: argparse.Namespace) -> int:
@@ -113,16 +114,14 @@ def _check_positive(args: argparse.Namespace) -> None:
 
 def _write_json(path: str | os.PathLike[str], data: Any) -> Path:
     from pcavs.eval.evaluate import EvaluationError
+    from pcavs.fileio import write_json
 
     p = Path(path)
     if p.is_dir():
         raise EvaluationError(f"{p}: is a folder; give a file name such as {p / 'scores.json'}")
     if not p.parent.is_dir():
         raise EvaluationError(f"{p}: folder {p.parent} does not exist; create it or choose another path")
-    tmp = p.with_name(f".{p.name}.partial")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return write_json(p, data)
 
 
 # ------------------------------------------------------------------------------------------ evaluate
@@ -247,21 +246,28 @@ def add_benchmark_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--regenerate", action="store_true", help="generate again even if OUT/generated has the video")
     p.add_argument("--batch-size", type=int, default=8, help="frames generated per step (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="generator noise seed (default: 0)")
+    p.add_argument("--workers", type=int, default=1, help="local processes, each loading the model once (default: 1)")
     _add_common(p, weights_required=True)
+    from pcavs.engine import add_ray_arguments
+
+    add_ray_arguments(p)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
     from pcavs.eval.benchmark import run_benchmark as bench
 
     _check_positive(args)
+    from pcavs.engine import engine_config_from_args
     from pcavs.eval.sync import SyncNetScorer
     from pcavs.infer.pipeline import resolve_device
 
-    device = resolve_device(args.device)
-    syncnet = SyncNetScorer.from_file(args.syncnet, device) if args.syncnet else None
+    engine = engine_config_from_args(args, workers=args.workers)
+    # under Ray the workers pick their device (the head node may have no GPU); SyncNet travels on the CPU
+    device = args.device if engine.ray else str(resolve_device(args.device))
+    syncnet = SyncNetScorer.from_file(args.syncnet, "cpu" if engine.ray else device) if args.syncnet else None
     result = bench(args.dataset, args.root, args.list, args.weights, args.output, syncnet=syncnet,
-                   device=str(device), limit=args.limit, regenerate=args.regenerate, options=_options(args),
-                   generation={"batch_size": args.batch_size, "seed": args.seed})
+                   device=device, limit=args.limit, regenerate=args.regenerate, options=_options(args),
+                   generation={"batch_size": args.batch_size, "seed": args.seed}, engine=engine)
     print(result.table)
     print(f"wrote {result.json_path}")
     return EXIT_SOME_FAILED if result.summary["failed"] else EXIT_OK

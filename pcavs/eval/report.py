@@ -17,8 +17,6 @@ and times, e.g. "no face found in frames 10-12 (0.40-0.52 s)".
 from __future__ import annotations
 
 import html
-import json
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +41,7 @@ from pcavs.eval.metrics import csim
 from pcavs.eval.sync import ContrastiveSync, LSEResult, SlidingSync, SyncNetScorer, SyncResult, measure_sync
 from pcavs.eval.sync import sliding_sync as _sliding_sync
 from pcavs.face import FaceAnalyzer
+from pcavs.fileio import atomic_write_text, write_json
 from pcavs.media import read_video_frames
 
 __all__ = [
@@ -445,20 +444,6 @@ def _plot_sharpness(a: VideoAnalysis, opts: ReportOptions, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ output
-def _json_value(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return [_json_value(v) for v in x.tolist()]
-    if isinstance(x, list | tuple):
-        return [_json_value(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _json_value(v) for k, v in x.items()}
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 def _summary(a: VideoAnalysis) -> dict[str, Any]:
@@ -678,16 +663,10 @@ def write_report(a: VideoAnalysis, out_dir: str | os.PathLike[str], opts: Report
         "notes": a.notes,
         "settings": asdict(opts),
     }
-    _atomic_text(out / "report.json", json.dumps(_json_value(report), indent=1) + "\n")
+    write_json(out / "report.json", report)
     page = out / "index.html"
-    _atomic_text(page, _html(a, flags, plots, thumbs, opts))
+    atomic_write_text(page, _html(a, flags, plots, thumbs, opts))
     return page
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def make_report(

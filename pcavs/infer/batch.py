@@ -10,7 +10,8 @@ The manifest is JSONL (one object a line) or CSV (a header row); one video a row
 Every row ends in ``OUTDIR/results.jsonl`` (appended, one line per attempt: row, output, status ``done``
 / ``skipped`` / ``failed``, the reason, frames and seconds). A bad row is recorded and never stops the
 batch. Outputs are written atomically, so a rerun skips the rows whose output exists and retries the
-failed ones. ``--workers N`` runs N processes, each loading the weights once.
+failed ones. ``--workers N`` runs N local processes; ``--ray auto|ADDRESS`` runs the rows as Ray tasks
+(:mod:`pcavs.engine`). The weights are loaded once, here, and sent once to every worker.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from pcavs.engine import EngineConfig, EngineError, Job, add_ray_arguments, engine_config_from_args, make_engine
 
 __all__ = ["BatchRow", "add_arguments", "read_manifest", "run", "run_batch"]
 
@@ -128,21 +130,28 @@ def read_manifest(path: str | os.PathLike[str]) -> list[BatchRow]:
 
 
 # ----------------------------------------------------------------------------------------- workers
-_PIPE: Any = None
+@dataclass(frozen=True)
+class _Shared:
+    """What every worker gets once (pickled into a pool process, or ray.put once)."""
+
+    model: Any  # the PCAVS model, on the CPU; each worker moves it to its device
+    device: str
+    outdir: str
 
 
-def _init_worker(weights: str, device: str, threads: int) -> None:
-    global _PIPE
-    import torch
+@dataclass
+class _Worker:
+    pipe: Any
+    outdir: str
 
+
+def _setup(shared: _Shared) -> _Worker:
     from pcavs.infer.pipeline import TalkingFacePipeline
 
-    if threads:
-        torch.set_num_threads(threads)
-    _PIPE = TalkingFacePipeline.from_pretrained(weights, device=device)
+    return _Worker(TalkingFacePipeline(shared.model, shared.device), shared.outdir)
 
 
-def _render_row(row: BatchRow, outdir: str) -> dict[str, Any]:
+def _render_row(worker: _Worker, row: BatchRow) -> dict[str, Any]:
     """Generate one row; every problem becomes a ``failed`` record, never an exception."""
     import warnings
 
@@ -155,8 +164,11 @@ def _render_row(row: BatchRow, outdir: str) -> dict[str, Any]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = _PIPE.generate(row.identity, row.audio, row.pose, row.pose_mode, output=Path(outdir) / row.output,
-                                    face_index=row.face_index, **row.options)
+            # overwrite: the row was planned because its output was missing; a rerun of this task (Ray
+            # retries a task whose worker died) may find the first attempt's complete file, same bytes
+            result = worker.pipe.generate(row.identity, row.audio, row.pose, row.pose_mode,
+                                          output=Path(worker.outdir) / row.output, face_index=row.face_index,
+                                          **{**row.options, "overwrite": True})
         return {**record, "status": "done", "frames": result.num_frames,
                 "seconds": round(time.perf_counter() - t0, 3),
                 "warnings": [str(w.message) for w in caught if issubclass(w.category, UserWarning)]}
@@ -183,10 +195,18 @@ class BatchSummary:
 
 
 def run_batch(manifest: str | os.PathLike[str], outdir: str | os.PathLike[str], weights: str | os.PathLike[str], *,
-              workers: int = 1, device: str = "cpu", threads: int = 0, progress: bool = True) -> BatchSummary:
-    """Run a manifest (see the module docstring); returns the counts, also appended to results.jsonl."""
+              workers: int = 1, device: str = "cpu", threads: int = 0, progress: bool = True,
+              engine: EngineConfig | None = None) -> BatchSummary:
+    """Run a manifest (see the module docstring); returns the counts, also appended to results.jsonl.
+
+    ``engine`` (default: ``workers`` local processes) may run the rows on a Ray cluster instead; the
+    videos are the same bytes either way.
+    """
     from tqdm import tqdm
 
+    from pcavs.checkpoint import load_model
+
+    cfg = engine or EngineConfig(workers=workers, threads=threads)
     rows = read_manifest(manifest)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,20 +226,24 @@ def run_batch(manifest: str | os.PathLike[str], outdir: str | os.PathLike[str], 
                 record({"row": row.index, "output": row.output, "status": "skipped"})
             else:
                 todo.append(row)
-        bar = tqdm(total=len(todo), unit="video", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        with bar:
-            if workers <= 1:
-                _init_worker(str(weights), device, threads)
-                for row in todo:
-                    record(_render_row(row, str(out)))
-                    bar.update()
-            else:
-                with ProcessPoolExecutor(workers, initializer=_init_worker,
-                                         initargs=(str(weights), device, threads or 1)) as pool:
-                    futures = [pool.submit(_render_row, row, str(out)) for row in todo]
-                    for fut in as_completed(futures):
-                        record(fut.result())
+        if todo:
+            with make_engine(cfg) as eng:
+                if progress:
+                    print(f"batch: {len(todo)} rows on {eng.describe()}", file=sys.stderr)
+                if eng.in_process and threads:
+                    import torch
+
+                    torch.set_num_threads(threads)
+                # loaded once here, on the CPU; the workers get it through the pool or Ray's object store
+                job = Job(_setup, _Shared(load_model(weights, device="cpu"), device, str(out)), _render_row,
+                          name="pcavs-batch")
+                bar = tqdm(total=len(todo), unit="video", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+                with bar:
+                    def done(_: int, rec: dict[str, Any]) -> None:
+                        record(rec)
                         bar.update()
+
+                    eng.run(job, todo, done)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -232,6 +256,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: 1 with --workers > 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -241,9 +266,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: --workers must be 1 or more, got {args.workers}", file=sys.stderr)
         return 2
     try:
-        summary = run_batch(args.manifest, args.outdir, args.weights or DEMO_WEIGHTS, workers=args.workers,
-                            device=args.device, threads=args.threads, progress=not args.quiet)
-    except ManifestError as e:
+        engine = engine_config_from_args(args, workers=args.workers, threads=args.threads)
+        summary = run_batch(args.manifest, args.outdir, args.weights or DEMO_WEIGHTS, device=args.device,
+                            threads=args.threads, progress=not args.quiet, engine=engine)
+    except (ManifestError, EngineError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{args.outdir}: {summary.text()}; details in {Path(args.outdir) / 'results.jsonl'}")

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from functools import cached_property, partial
 from pathlib import Path
@@ -63,7 +63,7 @@ from pcavs.media import (
     read_video_frames,
     tensor_to_images,
 )
-from pcavs.model import INFERENCE_NETWORKS, PCAVS, generator_chunk
+from pcavs.model import INFERENCE_NETWORKS, PCAVS, IdentityCode, generator_chunk
 from pcavs.posetrack import (
     PoseTrack,
     TrackCodes,
@@ -239,20 +239,8 @@ def prepare_inputs(
     if identity_landmarks is not None:
         landmarks = _check_landmarks(identity_landmarks, "identity landmarks")
     else:
-        analyzer = analyzer or default_analyzer()
         label = f"identity photo {identity_name}" if _is_path(identity) else identity_name
-        boxes = analyzer.detect(image, name=label)
-        if face_index >= len(boxes):
-            raise FaceNotFoundError(f"{label}: --face-index {face_index} asked for, but {len(boxes)} face(s) found; "
-                                    f"use 0 (the largest) to {len(boxes) - 1}")
-        if len(boxes) > 1:
-            b = boxes[face_index]
-            which = "the largest" if face_index == 0 else f"number {face_index} by size, 0 = largest"
-            note = (f"{label}: {len(boxes)} faces found; using face {face_index} ({which}, {b.width:.0f}x"
-                    f"{b.height:.0f} px at x={b.left:.0f}, y={b.top:.0f}); choose another with --face-index K")
-            warnings.warn(note, InputWarning, stacklevel=2)
-            notes.append(note)
-        landmarks = analyzer.landmarks(image, boxes[face_index], name=label)
+        landmarks = identity_face(image, label, analyzer, face_index, notes)
     return GenerationInputs(
         identity=image,
         identity_name=identity_name,
@@ -270,6 +258,28 @@ def prepare_inputs(
         sound=sound,
         sound_rate=sound_rate,
     )
+
+
+def identity_face(
+    image: np.ndarray, label: str, analyzer: FaceAnalyzer | None = None, face_index: int = 0,
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """The 68 landmarks of face ``face_index`` (0 = largest) of the photo; a note (warned and appended
+    to ``notes``) when there are several faces. ``label`` names the photo in messages."""
+    analyzer = analyzer or default_analyzer()
+    boxes = analyzer.detect(image, name=label)
+    if face_index >= len(boxes):
+        raise FaceNotFoundError(f"{label}: --face-index {face_index} asked for, but {len(boxes)} face(s) found; "
+                                f"use 0 (the largest) to {len(boxes) - 1}")
+    if len(boxes) > 1:
+        b = boxes[face_index]
+        which = "the largest" if face_index == 0 else f"number {face_index} by size, 0 = largest"
+        note = (f"{label}: {len(boxes)} faces found; using face {face_index} ({which}, {b.width:.0f}x"
+                f"{b.height:.0f} px at x={b.left:.0f}, y={b.top:.0f}); choose another with --face-index K")
+        warnings.warn(note, InputWarning, stacklevel=3)
+        if notes is not None:
+            notes.append(note)
+    return analyzer.landmarks(image, boxes[face_index], name=label)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -554,6 +564,53 @@ class TalkingFacePipeline:
 
         return StreamedPose(crops, encode, name=inputs.pose_name or "pose video")
 
+    def faces(
+        self, identity: IdentityCode, windows: torch.Tensor, pose: torch.Tensor, start: int, opts: GenerationOptions
+    ) -> torch.Tensor:
+        """Frames ``start .. start+B-1`` (B, 3, S, S) float32 in [-1, 1] from their speech ``windows``
+        (B, 1, n_mels, 20) and pose codes (B, pose_dim): the one generation step of :meth:`render` and
+        of the live stream (:mod:`pcavs.infer.stream`). A frame's noise depends on its index only."""
+        model, stop = self.model, start + windows.shape[0]
+        weight = model.cfg.mouth_weight if opts.mouth_weight is None else opts.mouth_weight
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
+        with torch.inference_mode(), autocast:
+            mouth = model.mouth_style(model.encode_audio(windows.to(self.device)), weight)
+            gens = frame_generators(opts.seed, start, stop, self.device) if opts.noise == "random" else None
+            out = model.generate(identity, mouth, pose.to(self.device), noise=opts.noise, generator=gens,
+                                 chunk=generator_chunk(self.device, model.cfg.image_size))
+        if start == 0 and not bool(torch.isfinite(out).all()):
+            raise CheckpointError(
+                "the model produced NaN/inf values for the first frame, so the video would be "
+                "black; the weights are likely corrupted (re-download or re-convert them) or "
+                "--precision bf16 overflowed (try fp32)")
+        return out.float()
+
+    def _face_batches(
+        self, inputs: GenerationInputs, crop: np.ndarray, poses: PoseCodes, opts: GenerationOptions
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        with torch.inference_mode():
+            identity = self.model.encode_identity(images_to_tensor(crop[None], self.device))  # once per video
+        mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
+        for start, stop in batch_bounds(inputs.num_frames, opts.batch_size):
+            windows = speech_windows(mel, range(start, stop), inputs.fps)
+            with torch.inference_mode():  # a streamed pose video encodes its crops here
+                pose = poses.codes(start, stop)
+            yield start, self.faces(identity, windows, pose, start, opts)
+
+    def iter_faces(
+        self, inputs: GenerationInputs, options: GenerationOptions | None = None
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(first frame, (B, 3, S, S) float faces in [-1, 1])`` batches of :meth:`render`'s frames,
+        before encoding (the crop, no paste-back): for callers that want the pictures, not a file."""
+        opts = options or GenerationOptions()
+        crop, _ = self.align_identity(inputs)
+        with torch.inference_mode():
+            poses = self._pose_codes(inputs, crop, opts)
+        try:
+            yield from self._face_batches(inputs, crop, poses, opts)
+        finally:
+            poses.close()
+
     def render(
         self, inputs: GenerationInputs, output: str | os.PathLike[str], options: GenerationOptions | None = None
     ) -> GenerationResult:
@@ -563,11 +620,9 @@ class TalkingFacePipeline:
         for role, name in (("identity photo", inputs.identity_name), ("audio", inputs.audio_name)):
             sources[role] = name if Path(name).exists() else None  # a path, not "the ... array"
         out = check_output(output, sources, opts.overwrite)
-        model = self.model
         # paste-back output is the photo (longer side capped at opts.max_size, even sizes); otherwise the crop
         size = (self.image_size, self.image_size)
         background, paste_note = None, None
-        weight = model.cfg.mouth_weight if opts.mouth_weight is None else opts.mouth_weight
         t0 = time.perf_counter()
         with torch.inference_mode():
             crop, matrix = self.align_identity(inputs)
@@ -580,11 +635,7 @@ class TalkingFacePipeline:
                 size = background.shape[:2]
                 if paste_note:
                     warnings.warn(paste_note, InputWarning, stacklevel=2)
-            identity = model.encode_identity(images_to_tensor(crop[None], self.device))  # once per video
-            mel = speech_features(inputs.audio, align_audio=opts.align_audio)  # ~0.3 MB per minute
             poses = self._pose_codes(inputs, crop, opts)
-            chunk = generator_chunk(self.device, model.cfg.image_size)
-            autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
             try:
                 with (
                     VideoWriter(out, fps=inputs.fps, audio=inputs.audio if inputs.sound is None else inputs.sound,
@@ -593,20 +644,9 @@ class TalkingFacePipeline:
                          disable=not opts.progress, dynamic_ncols=True, leave=False) as bar,
                 ):
                     first_frame_s = None
-                    for start, stop in batch_bounds(inputs.num_frames, opts.batch_size):
-                        windows = speech_windows(mel, range(start, stop), inputs.fps).to(self.device)
-                        with autocast:
-                            mouth = model.mouth_style(model.encode_audio(windows), weight)
-                            pose = poses.codes(start, stop).to(self.device)
-                            random = opts.noise == "random"
-                            gens = frame_generators(opts.seed, start, stop, self.device) if random else None
-                            faces = model.generate(identity, mouth, pose, noise=opts.noise, generator=gens, chunk=chunk)
-                        if start == 0 and not bool(torch.isfinite(faces).all()):
-                            raise CheckpointError(
-                                "the model produced NaN/inf values for the first frame, so the video would be "
-                                "black; the weights are likely corrupted (re-download or re-convert them) or "
-                                "--precision bf16 overflowed (try fp32)")
-                        faces = tensor_to_images(faces.float())
+                    for start, batch in self._face_batches(inputs, crop, poses, opts):
+                        stop = start + batch.shape[0]
+                        faces = tensor_to_images(batch)
                         if background is None:
                             wr.write(faces)
                         else:

@@ -43,8 +43,13 @@ __all__ = [
     "load_image",
     "window_centre_offset_samples",
     "window_start_rows",
+    "feature_shift",
+    "mel_rows",
+    "rms_gain",
     "speech_features",
     "speech_windows",
+    "window_last_row",
+    "lookahead_samples",
     "timing_error_ms",
 ]
 
@@ -189,6 +194,53 @@ def window_start_rows(frames: Sequence[int], fps: int = 25, cfg: AudioConfig = D
     return [int(math.floor(i * rows_per_second / fps + 0.5)) - back for i in frames]
 
 
+def rms_gain(wave: np.ndarray, cfg: AudioConfig = DEFAULT_AUDIO) -> float:
+    """The factor that brings ``wave``'s RMS to ``cfg.rms`` (0 for silence), summed in bounded blocks.
+
+    The official front end normalises the whole clip; a live stream cannot, and passes its own gain
+    (:class:`pcavs.infer.stream.TalkingFaceStream`), so the gain is a separate step.
+    """
+    x = np.asarray(wave, dtype=np.float32)
+    sumsq = 0.0
+    for s in range(0, x.size, _SUM_BLOCK):
+        block = x[s : s + _SUM_BLOCK].astype(np.float64)
+        sumsq += float(np.dot(block, block))
+    rms = math.sqrt(sumsq / x.size) if x.size else 0.0
+    # Same rule as pcavs.audio.normalize_rms: silence stays silence instead of becoming inf/NaN.
+    return cfg.rms / rms if math.isfinite(rms) and rms >= 1e-12 else 0.0
+
+
+def feature_shift(align_audio: bool, cfg: AudioConfig = DEFAULT_AUDIO) -> tuple[int, int]:
+    """``(lead, drop)``: feature row ``k`` is row ``k + drop`` of the signal ``lead`` zeros + wave."""
+    return _shift(align_audio, cfg)
+
+
+def mel_rows(
+    x: np.ndarray, x_start: int, r0: int, r1: int, scale: float, cfg: AudioConfig = DEFAULT_AUDIO
+) -> torch.Tensor:
+    """Mel rows ``r0 .. r1-1`` (float32, (r1 - r0, n_mels)) of a signal known in part.
+
+    ``x`` (float32) holds samples ``x_start .. x_start + len(x) - 1`` of the signal, times ``scale``;
+    every other sample is zero (the STFT's padding, or audio not needed). Row ``r`` reads samples
+    ``hop*r - (n_fft - hop) .. hop*r + hop - 1``, so it is exact once those are in ``x``. The one
+    implementation of the chunked mel: :func:`speech_features` (whole clips) and the live stream
+    (:mod:`pcavs.infer.stream`) both call it, so a chunk boundary never changes a row.
+    """
+    context = cfg.n_fft - cfg.hop
+    if context % cfg.hop:
+        raise ValueError("n_fft - hop must be a multiple of hop for chunked features")
+    ctx_rows = context // cfg.hop
+    # Chunk = the signal from sample hop*r0 - context, long enough that its rows ctx_rows ..
+    # ctx_rows + (r1 - r0) are the whole signal's rows r0 .. r1 (lws pads the left with `context` zeros).
+    start = cfg.hop * r0 - context
+    seg = np.zeros(cfg.hop * (r1 - r0 + ctx_rows), dtype=np.float64)
+    a, b = max(start - x_start, 0), min(start - x_start + seg.size, x.size)
+    if a < b:
+        seg[a - (start - x_start) : b - (start - x_start)] = x[a:b].astype(np.float64) * scale
+    mel = melspectrogram(seg, normalize=False, cfg=cfg)
+    return mel[ctx_rows : ctx_rows + (r1 - r0)]
+
+
 def speech_features(
     wave: np.ndarray, align_audio: bool = False, cfg: AudioConfig = DEFAULT_AUDIO, chunk_rows: int = _MEL_CHUNK_ROWS
 ) -> torch.Tensor:
@@ -202,46 +254,54 @@ def speech_features(
     x = np.asarray(wave, dtype=np.float32)
     if x.ndim != 1:
         raise ValueError(f"expected a 1-D waveform, got shape {x.shape}")
-    sumsq = 0.0
-    for s in range(0, x.size, _SUM_BLOCK):
-        block = x[s : s + _SUM_BLOCK].astype(np.float64)
-        sumsq += float(np.dot(block, block))
-    rms = math.sqrt(sumsq / x.size) if x.size else 0.0
-    # Same rule as pcavs.audio.normalize_rms: silence stays silence instead of becoming inf/NaN.
-    scale = cfg.rms / rms if math.isfinite(rms) and rms >= 1e-12 else 0.0
+    scale = rms_gain(x, cfg)
     lead, drop = _shift(align_audio, cfg)
-    context = cfg.n_fft - cfg.hop
-    if context % cfg.hop:
-        raise ValueError("n_fft - hop must be a multiple of hop for chunked features")
-    ctx_rows = context // cfg.hop
     total_rows = num_stft_frames(lead + x.size, cfg)
     out = torch.zeros((max(total_rows - drop, 0), cfg.n_mels), dtype=torch.float32)
     for r0 in range(drop, total_rows, chunk_rows):
         r1 = min(r0 + chunk_rows, total_rows)
-        # Chunk = virtual signal (lead zeros + scaled wave) from sample hop*r0 - context, long enough
-        # that its rows ctx_rows .. ctx_rows + (r1 - r0) are whole-signal rows r0 .. r1.
-        start = cfg.hop * r0 - context
-        seg = np.zeros(cfg.hop * (r1 - r0 + ctx_rows), dtype=np.float64)
-        a, b = max(start - lead, 0), min(start - lead + seg.size, x.size)
-        if a < b:
-            seg[a - (start - lead) : b - (start - lead)] = x[a:b].astype(np.float64) * scale
-        mel = melspectrogram(seg, normalize=False, cfg=cfg)
-        out[r0 - drop : r1 - drop] = mel[ctx_rows : ctx_rows + (r1 - r0)]
+        out[r0 - drop : r1 - drop] = mel_rows(x, lead, r0, r1, scale, cfg)
     return out
 
 
 def speech_windows(
-    mel: torch.Tensor, frames: Sequence[int], fps: int = 25, cfg: AudioConfig = DEFAULT_AUDIO
+    mel: torch.Tensor, frames: Sequence[int], fps: int = 25, cfg: AudioConfig = DEFAULT_AUDIO, first_row: int = 0
 ) -> torch.Tensor:
-    """Model inputs (n, 1, n_mels, window_rows) for video ``frames``; rows outside the mel are silence."""
-    if fps * cfg.rows_per_frame * cfg.hop == cfg.sample_rate:
+    """Model inputs (n, 1, n_mels, window_rows) for video ``frames``; rows outside the mel are silence.
+
+    ``mel`` holds rows ``first_row ..`` of the features (a live stream keeps only the recent rows).
+    """
+    if first_row == 0 and fps * cfg.rows_per_frame * cfg.hop == cfg.sample_rate:
         return mel_windows(mel, list(frames), cfg=cfg)  # the official indexing, unchanged
     out = mel.new_zeros((len(frames), 1, cfg.n_mels, cfg.window_rows))
     for j, a in enumerate(window_start_rows(frames, fps, cfg)):
+        a -= first_row
         lo, hi = max(a, 0), min(a + cfg.window_rows, mel.shape[0])
         if lo < hi:
             out[j, 0, :, lo - a : hi - a] = mel[lo:hi].T
     return out
+
+
+def window_last_row(frame: int, fps: int = 25, cfg: AudioConfig = DEFAULT_AUDIO) -> int:
+    """The last feature row that frame ``frame``'s speech window reads."""
+    return window_start_rows([frame], fps, cfg)[0] + cfg.window_rows - 1
+
+
+def lookahead_samples(fps: int = 25, align_audio: bool = False, cfg: AudioConfig = DEFAULT_AUDIO) -> int:
+    """How far past a frame's display time its speech window reaches, in samples (the worst frame).
+
+    Frame ``i`` (shown at ``i / fps``) cannot be made before this much audio after ``i / fps`` has
+    arrived: the algorithmic latency of any live use. 1920 samples (120 ms) for the official
+    constants at 25 fps (the window spans 80 ms of past and 120 ms of future rows, and its last row
+    reads one hop past its centre), 2160 (135 ms) with ``align_audio``.
+    """
+    lead, drop = _shift(align_audio, cfg)
+    worst = -(10**9)
+    for i in range(fps):  # the pattern repeats every second
+        # last row r (of the shifted signal) reads samples up to hop*(r+1) - 1 of lead zeros + wave
+        need = cfg.hop * (window_last_row(i, fps, cfg) + drop + 1) - lead
+        worst = max(worst, need - (i * cfg.sample_rate) // fps)
+    return worst
 
 
 def timing_error_ms(fps: int, align_audio: bool, cfg: AudioConfig = DEFAULT_AUDIO) -> tuple[float, float]:

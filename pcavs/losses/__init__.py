@@ -69,11 +69,22 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LossTerm:
-    """One named loss value and the weight it enters the total with."""
+    """One named loss value and the weight it enters the total with.
+
+    ``key`` is the ``LossConfig`` field that holds ``weight``; it defaults to ``name``. A term's name
+    differs from its key only where one weight scales several terms: both directions of the sync loss
+    (``sync_v2a``, ``sync_a2v``: key ``sync``), D's real and fake halves (key ``gan``), and a term
+    computed per generation source (``l1_audio``: key ``l1``).
+    """
 
     name: str
     weight: float
     value: Tensor
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.name)
 
     @property
     def weighted(self) -> Tensor:
@@ -81,14 +92,14 @@ class LossTerm:
         return self.value * self.weight
 
 
-def weighted_sum(terms: Iterable[LossTerm], total_key: str = "total") -> tuple[Tensor, dict[str, float]]:
+def weighted_sum(terms: Iterable[LossTerm], total_key: str = "total") -> tuple[Tensor, dict[str, Tensor]]:
     """Sum ``weight * value`` over ``terms``.
 
-    Returns the total (a scalar tensor that carries the graph) and a dict of
-    floats for logging: each term's *unweighted* value under its name, plus
-    the weighted total under ``total_key``. Terms with weight 0 are logged but
-    left out of the total, so a disabled term never injects NaN (``0 * nan``)
-    or an unused graph into the backward pass.
+    Returns the total (a scalar tensor that carries the graph) and the scalars to log, detached and
+    still on the terms' device (the caller copies them to the host only when it logs): each term's
+    *unweighted* value under its name, plus the weighted total under ``total_key``. Terms with weight 0
+    are logged but left out of the total, so a disabled term never injects NaN (``0 * nan``) or an
+    unused graph into the backward pass.
     """
     terms = list(terms)
     if not terms:
@@ -98,11 +109,11 @@ def weighted_sum(terms: Iterable[LossTerm], total_key: str = "total") -> tuple[T
         raise ValueError(f"loss term names must be unique and differ from {total_key!r}: {names}")
 
     total: Tensor | None = None
-    log: dict[str, float] = {}
+    log: dict[str, Tensor] = {}
     for term in terms:
         if term.value.numel() != 1:
             raise ValueError(f"loss term {term.name!r} is not a scalar (shape {tuple(term.value.shape)})")
-        log[term.name] = float(term.value.detach())
+        log[term.name] = term.value.detach().reshape(())
         if term.weight == 0:
             continue
         contribution = term.weighted.reshape(())
@@ -110,5 +121,5 @@ def weighted_sum(terms: Iterable[LossTerm], total_key: str = "total") -> tuple[T
     if total is None:
         # Every weight is zero: return a zero on the terms' device/dtype.
         total = torch.zeros((), dtype=terms[0].value.dtype, device=terms[0].value.device)
-    log[total_key] = float(total.detach())
+    log[total_key] = total.detach()
     return total, log

@@ -159,22 +159,18 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def run_export_csv(args: argparse.Namespace) -> int:
     import csv
-    import os
+
+    from pcavs.fileio import atomic_path
 
     out = _output(args.output, ".csv")
     track = _load_source(args.track)
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["frame", "time_s", "yaw_deg", "pitch_deg", "roll_deg", "score", "filled", "shot"])
-            for i in range(len(track)):
-                y, p, r = (float(v) for v in track.angles[i])
-                w.writerow([i, f"{track.time[i]:.4f}", f"{y:.3f}", f"{p:.3f}", f"{r:.3f}",
-                            f"{float(track.score[i]):.4f}", int(track.filled[i]), int(track.shot[i])])
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["frame", "time_s", "yaw_deg", "pitch_deg", "roll_deg", "score", "filled", "shot"])
+        for i in range(len(track)):
+            y, p, r = (float(v) for v in track.angles[i])
+            w.writerow([i, f"{track.time[i]:.4f}", f"{y:.3f}", f"{p:.3f}", f"{r:.3f}",
+                        f"{float(track.score[i]):.4f}", int(track.filled[i]), int(track.shot[i])])
     print(f"wrote {out}: {len(track)} rows")
     return 0
 

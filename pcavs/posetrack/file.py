@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from pcavs import __version__
+from pcavs.fileio import atomic_path
 
 __all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "encoder_hash", "load_track"]
 
@@ -137,14 +138,9 @@ class PoseTrack:
         if p.suffix != ".npz":
             raise TrackFileError(f"{p}: a pose track is an .npz file; name it e.g. {p.with_suffix('.npz').name}")
         meta = {"format": TRACK_FORMAT, "version": TRACK_VERSION, "created_by": f"pcavs {__version__}", **self.meta}
-        tmp = p.with_name(p.name + ".partial")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)),
-                         **{k: getattr(self, k) for k in _ARRAYS}, **{f"codes_{h}": c for h, c in self.codes.items()})
-            os.replace(tmp, p)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(p) as tmp, open(tmp, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta, sort_keys=True)),
+                     **{k: getattr(self, k) for k in _ARRAYS}, **{f"codes_{h}": c for h, c in self.codes.items()})
         return p
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import atomic_path
 from .check import LOW_SCORE, runs
 from .file import PoseTrack, TrackFileError
 
@@ -70,11 +71,9 @@ def render_track(track: PoseTrack, output: str | os.PathLike[str], *, crops: boo
         ax2.set_axis_off()
         ax2.set_title("crops the pose encoder sees (evenly spaced frames)", fontsize=9)
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".partial.png")
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, out)
+        with atomic_path(out, suffix=".png") as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return out

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from ..fileio import atomic_write_text
 from ..media import VideoWriter
 from .face_model import sample_background, sample_identity
 from .pose import sample_pose
@@ -112,9 +112,7 @@ def write_clip(out_dir: str | Path, spec: ClipSpec) -> Path:
         "num_frames": n, "seconds": spec.seconds, "spec": dataclasses.asdict(spec),
         "identity": ident.to_dict(), "speech": script, "frames": gts,
     }
-    jtmp = stem.with_name(stem.name + ".json.tmp")
-    jtmp.write_text(json.dumps(meta, separators=(",", ":")))
-    os.replace(jtmp, stem.with_suffix(".json"))
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, separators=(",", ":")))
     return mp4
 
 

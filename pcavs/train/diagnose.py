@@ -25,11 +25,10 @@ import torch
 from torch import Tensor, nn
 
 from pcavs.checkpoint import load_model
+from pcavs.data.batch import Batch
 from pcavs.data.dataset import DataConfig, infinite_batches
 from pcavs.eval.landmarks import MOUTH
 from pcavs.model import PCAVS
-
-Batch = dict[str, Tensor]
 
 
 def _batches(root: str, batch_size: int, seed: int) -> Iterator[Batch]:

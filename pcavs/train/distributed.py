@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 
@@ -62,14 +62,35 @@ def wrap(module: nn.Module, info: DistInfo) -> nn.Module:
     return DistributedDataParallel(module, device_ids=ids)  # buffers (BatchNorm) follow rank 0
 
 
-def average_scalars(values: dict[str, float], info: DistInfo) -> dict[str, float]:
-    """Mean of each logged scalar across ranks (logging only)."""
-    if not info.distributed or not values:
-        return values
+def average_scalars(values: dict[str, Tensor | float], info: DistInfo) -> dict[str, float]:
+    """Each logged scalar as a float, averaged across ranks. The only host copy of the loss terms: the
+    trainer keeps them on the device between logging steps (a copy every step stalls a GPU)."""
+    if not values:
+        return {}
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
-    return {k: float(v) / info.world_size for k, v in zip(keys, t.tolist(), strict=True)}
+    t = torch.stack([torch.as_tensor(values[k]).detach().to(info.device, torch.float64).reshape(()) for k in keys])
+    if info.distributed:
+        dist.all_reduce(t)
+        t = t / info.world_size
+    return dict(zip(keys, t.tolist(), strict=True))
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is true on any (a stop request that reached one rank first)."""
+    if not info.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def gather_objects(obj: object, info: DistInfo) -> list:
+    """Every rank's ``obj`` in rank order, on every rank (pickled; small objects such as RNG states)."""
+    if not info.distributed:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def barrier(info: DistInfo) -> None:

@@ -22,21 +22,15 @@ from tqdm import tqdm
 
 from pcavs.checkpoint import export_official, load_model, save_weights
 from pcavs.config import ConfigError, preset, to_dict
-from pcavs.losses import PerceptualLoss, weighted_sum
+from pcavs.data.batch import Batch
+from pcavs.losses import weighted_sum
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 from pcavs.train.config import TrainConfig
-from pcavs.train.distributed import DistInfo, average_scalars, barrier, wrap
-from pcavs.train.phases import (
-    DiscriminatorPhase,
-    GeneratorPhase,
-    IdentityPhase,
-    LandmarkPhase,
-    SyncPhase,
-    trainable_parameters,
-)
-from pcavs.train.state import Position, load_state, save_state
+from pcavs.train.distributed import DistInfo, any_rank, average_scalars, barrier, gather_objects, wrap
+from pcavs.train.phases import DiscriminatorPhase
+from pcavs.train.stages import STAGES, lr_multipliers, trainable_parameters
+from pcavs.train.state import Position, load_state, rng_state, save_state
 
-Batch = dict[str, Tensor]
 BatchSource = Callable[[Position], Iterator[tuple[int, int, Batch]]]
 
 
@@ -49,8 +43,9 @@ class Trainer:
         self.data = data
         self.out = Path(cfg.out_dir)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.spec = STAGES[cfg.stage]
         model_cfg = preset(cfg.model_preset, cfg.model_overrides)
-        self.model = PCAVS(model_cfg, with_discriminator=cfg.stage == "joint")
+        self.model = PCAVS(model_cfg, with_discriminator=self.spec.discriminator)
         if cfg.init_from:
             self._init_from(cfg.init_from)
         self.model.to(self.info.device).train()
@@ -76,37 +71,27 @@ class Trainer:
             getattr(self.model, name).load_state_dict(getattr(prev, name).state_dict(), strict=True)
 
     def _build_phases(self) -> None:
-        cfg, info = self.cfg, self.info
-        opt = cfg.optim
+        cfg, info, opt = self.cfg, self.info, self.cfg.optim
         named = dict(self.model.named_parameters())
-        # the first matching prefix wins: "E.model." (the FAN) before the rest of E (its mappings)
-        mult = {"E.model.": opt.lr_mult_fan, "E.": opt.lr_mult_mappings, "A_sync.": opt.lr_mult_a, "V.": opt.lr_mult_v}
+        d_names = {n for n, _ in self.model.D.named_parameters(prefix="D")} if self.spec.discriminator else set()
+        mult = lr_multipliers(self.model, opt)
         groups: dict[float, list[torch.nn.Parameter]] = {}
-        for n in sorted(self.trainable):
-            if not n.startswith("D."):
-                m = next((v for k, v in mult.items() if n.startswith(k)), 1.0)
-                groups.setdefault(opt.lr_g * m, []).append(named[n])
+        for n in sorted(self.trainable - d_names):
+            groups.setdefault(opt.lr_g * mult[n], []).append(named[n])
         # one group per distinct lr, in a fixed order, so a saved optimizer state loads back
         param_groups = [{"params": ps, "lr": lr, "base_lr": lr} for lr, ps in sorted(groups.items(), reverse=True)]
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             "G": torch.optim.Adam(param_groups, lr=opt.lr_g, betas=(opt.beta1, opt.beta2), amsgrad=opt.amsgrad_g)
         }
-        if cfg.stage == "landmarks":
-            self.phase = wrap(LandmarkPhase(self.model, cfg.loss), info)
-        elif cfg.stage == "sync":
-            self.phase = wrap(SyncPhase(self.model, cfg.loss), info)
-        elif cfg.stage == "identity":
-            self.phase = wrap(IdentityPhase(self.model, cfg.loss), info)
-        else:
-            perceptual = PerceptualLoss(cfg.loss.perceptual, weights_path=cfg.loss.vgg19_weights or None)
-            perceptual.to(info.device).requires_grad_(False)
-            self.phase = wrap(GeneratorPhase(self.model, cfg.loss, perceptual, cfg.generate_from), info)
+        self.phase = wrap(self.spec.phase(self.model, cfg, info.device), info)
+        self.d_params: list[torch.nn.Parameter] = []
+        if self.spec.discriminator:
             self.d_phase = wrap(DiscriminatorPhase(self.model.D, cfg.loss), info)
-            d_params = [named[n] for n in sorted(self.trainable) if n.startswith("D.")]
-            self.d_params = d_params  # frozen during the G step, trained in the D step
+            self.d_params = [named[n] for n in sorted(self.trainable & d_names)]  # frozen in the G step
             self.optimizers["D"] = torch.optim.Adam(
-                [{"params": d_params, "lr": opt.lr_d, "base_lr": opt.lr_d}], lr=opt.lr_d, betas=(opt.beta1, opt.beta2)
-            )
+                [{"params": self.d_params, "lr": opt.lr_d, "base_lr": opt.lr_d}], lr=opt.lr_d,
+                betas=(opt.beta1, opt.beta2),
+            )  # fmt: skip
 
     # --- one step -------------------------------------------------------------------------
     def _autocast(self):
@@ -128,27 +113,22 @@ class Trainer:
         decay, total = self.cfg.optim.decay_steps, self.cfg.steps
         return 1.0 if decay == 0 else min(1.0, (total - step) / decay)
 
-    def step(self, batch: Batch) -> tuple[dict[str, float], dict[str, Tensor]]:
-        """One optimisation step of the stage; returns the logged scalars and images."""
+    def step(self, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One optimisation step of the stage: the G phase, then the D phase when the stage has one.
+        Returns the scalars to log (detached, still on the device) and the images."""
         factor = self.lr_factor(self.position.step)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = group["base_lr"] * factor
-        if self.cfg.stage != "joint":
-            with self._autocast():
-                terms, outputs = self.phase(batch)
-            total, logs = weighted_sum(terms, "loss_g")
-            self._update("G", total)
-            return logs, outputs
         for p in self.d_params:  # G step: D judges but is not updated
             p.requires_grad_(False)
         with self._autocast():
-            terms, outputs = self.phase(batch, self.model.D)
+            terms, outputs = self.phase(batch)
         total, logs = weighted_sum(terms, "loss_g")
         self._update("G", total)
         for p in self.d_params:
             p.requires_grad_(True)
-        if self.cfg.loss.gan == 0:  # no adversarial term: the discriminator has nothing to learn
+        if not self.spec.discriminator or self.cfg.loss.gan == 0:  # no adversarial term: D has nothing to learn
             return logs, outputs
         real = batch["frames"].reshape(-1, *batch["frames"].shape[2:])
         fake = torch.cat([outputs[f"fake_{s}"].detach() for s in self.cfg.generate_from])
@@ -162,7 +142,8 @@ class Trainer:
 
     # --- the loop -------------------------------------------------------------------------
     def resume(self) -> bool:
-        found = load_state(self.out, self.model, self.optimizers, map_location=self.info.device)
+        found = load_state(self.out, self.model, self.optimizers, map_location=self.info.device,
+                           rank=self.info.rank, world_size=self.info.world_size)  # fmt: skip
         if found is None:
             return False
         self.position, saved = found
@@ -173,8 +154,9 @@ class Trainer:
         return True
 
     def save(self) -> None:
+        rngs = gather_objects(rng_state(self.info.device), self.info) if self.info.distributed else None
         if self.info.is_main:
-            save_state(self.out, self.model, self.optimizers, self.position, self.resolved_config())
+            save_state(self.out, self.model, self.optimizers, self.position, self.resolved_config(), rank_rngs=rngs)
         barrier(self.info)
 
     def export(self) -> None:
@@ -212,7 +194,8 @@ class Trainer:
         batches = self.data(self.position)
         try:
             t0, seen = time.perf_counter(), 0
-            while self.position.step < stop and not self._stop_requested:
+            # SIGTERM reaches the ranks at slightly different moments: all stop after the same step
+            while self.position.step < stop and not any_rank(self._stop_requested, info):
                 epoch, index, batch = next(batches)
                 batch = {k: v.to(info.device, non_blocking=True) for k, v in batch.items()}
                 logs, outputs = self.step(batch)

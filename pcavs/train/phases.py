@@ -13,6 +13,8 @@ ranks). Phases never switch on a mode string: a stage simply builds the phases i
   (ours, off by default) L1 inside the lip box, the frozen FAN's heatmaps of the generated frame
   matched to the real frame's, and 1 - SSIM.
 - :class:`DiscriminatorPhase` (stage ``joint``, D step): hinge loss on real and generated frames.
+
+Which stage runs which phase and trains which modules is the table in :mod:`pcavs.train.stages`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcavs.data.batch import Batch
 from pcavs.losses import (
     LossTerm,
     PerceptualLoss,
@@ -40,8 +43,6 @@ from pcavs.model import PCAVS
 from pcavs.nn.discriminator import MultiscaleDiscriminator
 from pcavs.nn.nonidentity import FAN
 from pcavs.train.config import LossConfig
-
-Batch = dict[str, Tensor]
 
 
 def _flat(x: Tensor) -> Tensor:
@@ -77,9 +78,9 @@ def _sync_terms(a: Tensor, v: Tensor, a_neg: Tensor | None, cfg: LossConfig, suf
         a, v, extra_neg_a=a_neg, temperature=cfg.sync_temperature, similarity=cfg.sync_similarity
     )
     return [
-        LossTerm(f"sync_v2a{suffix}", cfg.sync, v2a),
-        LossTerm(f"sync_a2v{suffix}", cfg.sync, a2v),
-        LossTerm(f"crossmodal{suffix}", cfg.crossmodal, crossmodal_l1_loss(a, v)),
+        LossTerm(f"sync_v2a{suffix}", cfg.sync, v2a, key="sync"),
+        LossTerm(f"sync_a2v{suffix}", cfg.sync, a2v, key="sync"),
+        LossTerm(f"crossmodal{suffix}", cfg.crossmodal, crossmodal_l1_loss(a, v), key="crossmodal"),
     ]
 
 
@@ -143,8 +144,12 @@ class GeneratorPhase(nn.Module):
         self.cfg = cfg
         self.generate_from = generate_from
         object.__setattr__(self, "perceptual", perceptual)  # a fixed metric: not a trained submodule
+        # D judges the G step but is trained by its own phase: not a submodule (DDP would then expect
+        # gradients for its parameters here)
+        object.__setattr__(self, "discriminator", model.D)
 
-    def forward(self, batch: Batch, discriminator: MultiscaleDiscriminator) -> tuple[list[LossTerm], dict[str, Tensor]]:
+    def forward(self, batch: Batch) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        discriminator: MultiscaleDiscriminator = self.discriminator
         real = _flat(batch["frames"])
         k = batch["frames"].shape[1]
         nonid = self.E(_flat(batch["augmented"]))
@@ -175,20 +180,20 @@ class GeneratorPhase(nn.Module):
             if pred_real is not None:
                 pred_fake = discriminator(fake)
                 terms += [
-                    LossTerm(f"gan{sfx}", self.cfg.gan, g_hinge_loss(pred_fake)),
-                    LossTerm(f"feat{sfx}", self.cfg.feat, feature_matching_loss(pred_fake, pred_real)),
+                    LossTerm(f"gan{sfx}", self.cfg.gan, g_hinge_loss(pred_fake), key="gan"),
+                    LossTerm(f"feat{sfx}", self.cfg.feat, feature_matching_loss(pred_fake, pred_real), key="feat"),
                 ]
             terms += [
-                LossTerm(f"l1{sfx}", self.cfg.l1, _pyramid_l1(fake, real, discriminator.num_scales)),
-                LossTerm(f"vgg{sfx}", self.cfg.vgg, self.perceptual(fake, real)),
+                LossTerm(f"l1{sfx}", self.cfg.l1, _pyramid_l1(fake, real, discriminator.num_scales), key="l1"),
+                LossTerm(f"vgg{sfx}", self.cfg.vgg, self.perceptual(fake, real), key="vgg"),
             ]
             if mouth is not None:
-                terms.append(LossTerm(f"mouth{sfx}", self.cfg.mouth, masked_l1(fake, real, mouth)))
+                terms.append(LossTerm(f"mouth{sfx}", self.cfg.mouth, masked_l1(fake, real, mouth), key="mouth"))
             if heat_real is not None:
                 heat = heatmap_match_loss(self.E.model.heatmaps(fake), heat_real)
-                terms.append(LossTerm(f"heatmaps{sfx}", self.cfg.heatmaps, heat))
+                terms.append(LossTerm(f"heatmaps{sfx}", self.cfg.heatmaps, heat, key="heatmaps"))
             if self.cfg.ssim > 0:
-                terms.append(LossTerm(f"ssim{sfx}", self.cfg.ssim, ssim_loss(fake, real)))
+                terms.append(LossTerm(f"ssim{sfx}", self.cfg.ssim, ssim_loss(fake, real), key="ssim"))
         return terms, outputs
 
 
@@ -205,7 +210,8 @@ class DiscriminatorPhase(nn.Module):
         pred_fake = [[f[:n] for f in scale] for scale in preds]
         pred_real = [[f[n:] for f in scale] for scale in preds]
         d_real, d_fake = d_hinge_terms(pred_real, pred_fake)
-        return [LossTerm("d_real", self.cfg.gan, d_real), LossTerm("d_fake", self.cfg.gan, d_fake)], {}
+        return [LossTerm("d_real", self.cfg.gan, d_real, key="gan"),
+                LossTerm("d_fake", self.cfg.gan, d_fake, key="gan")], {}  # fmt: skip
 
 
 def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
@@ -216,36 +222,3 @@ def _pyramid_l1(fake: Tensor, real: Tensor, scales: int) -> Tensor:
         fake = F.avg_pool2d(fake, 3, stride=2, padding=1, count_include_pad=False)
         real = F.avg_pool2d(real, 3, stride=2, padding=1, count_include_pad=False)
     return total / scales
-
-
-def _fan_trunk(name: str) -> bool:
-    """A parameter of the FAN up to and including its 68 heatmaps."""
-    return name.startswith("E.model.") and name.removeprefix("E.model.").split(".")[0] not in FAN.HEAD
-
-
-def trainable_parameters(model: PCAVS, stage: str, freeze_fan_trunk: bool = False) -> set[str]:
-    """Names of the parameters a stage trains; everything else is frozen (DDP needs no unused ones).
-
-    ``freeze_fan_trunk`` keeps the FAN up to its heatmaps as the ``landmarks`` stage left it, in
-    stages after it: pose and speech content are then read from fixed face-alignment heatmaps.
-    """
-    if stage == "landmarks":  # the FAN up to its heatmaps; the feature head after them gets no gradient
-        return {n for n, _ in model.named_parameters() if _fan_trunk(n)}
-    prefixes: list[str]
-    if stage == "sync":
-        prefixes = ["E.model.", "E.to_mouth.", "A_sync.model."]
-    elif stage == "identity":
-        prefixes = ["V.model.conv1.", "V.model.bn1.", "V.model.layer", "V.fc."]
-    else:
-        prefixes = [
-            "V.model.conv1.", "V.model.bn1.", "V.model.layer", "V.conv1x1.", "V.fc.",
-            "E.model.", "E.to_mouth.", "E.to_headpose.", "E.headpose_embed.", "E.mouth_embed.",
-            "A_sync.model.", "G.conv1.", "G.to_rgb1.", "G.convs.", "G.to_rgbs.", "D.",
-        ]  # fmt: skip
-    names = {n for n, _ in model.named_parameters() if any(n.startswith(p) for p in prefixes)}
-    if stage == "joint":
-        # noise strengths only get gradients when noise is drawn; it always is in training
-        names |= {n for n, _ in model.named_parameters() if n.startswith("G.") and n.endswith("noise.weight")}
-    if freeze_fan_trunk:
-        names = {n for n in names if not _fan_trunk(n)}
-    return names

@@ -395,18 +395,25 @@ def build_app(
     *,
     device: str = "auto",
     backend: UIBackend | None = None,
+    live: Any = "auto",
 ) -> Any:
     """The Gradio Blocks of ``pcavs ui`` (queue configured: one generation at a time).
 
     ``weights`` defaults to the bundled model when it exists; the model is loaded on the first
     generation. ``examples_dir`` holds identity.png, speech.wav (and pose.mp4) for the one-click example.
+    ``live``: the Live tab's :class:`~pcavs.ui.live.LiveManager` (``"auto"``: streams on this backend's
+    model when aiortc is installed; None: the tab only says how to install it).
     """
     import gradio as gr
+
+    from .live import LiveManager, add_live_tab, pipeline_factory, webrtc_available
 
     if backend is None:
         if weights is None and DEFAULT_WEIGHTS.is_dir():
             weights = DEFAULT_WEIGHTS
         backend = UIBackend(weights, device=device)
+    if live == "auto":
+        live = LiveManager(pipeline_factory(backend)) if webrtc_available() else None
 
     def on_preview(photo: str | None) -> tuple[np.ndarray | None, str]:
         return backend.preview(photo)
@@ -447,65 +454,75 @@ def build_app(
             "One **photo** gives the identity, **speech** drives the lips, a **pose video** drives the head. "
             f"{model_note}."
         )
-        # inputs are created first (unrendered) so that the example can sit at the top of the page
-        photo = gr.Image(label="Identity photo", type="filepath", image_mode=None, render=False,
-                         sources=["upload", "webcam", "clipboard"], height=300, elem_id="photo")
-        audio = gr.Audio(label="Speech audio", type="filepath", sources=["upload", "microphone"], render=False,
-                         elem_id="audio")
-        speech_video = gr.Video(label="…or a speech video (optional)",
-                                sources=["upload"], include_audio=True, height=130, render=False,
-                                elem_id="speech-video")
-        pose_video = gr.Video(label="Pose video (head motion)", sources=["upload"], include_audio=True, height=130,
-                              render=False, elem_id="pose-video")
-        pose_mode = gr.Radio(POSE_CHOICES, value="still", label="Pose mode", render=False, elem_id="pose-mode",
-                             info="'video' needs a pose video; 'self' takes speech and motion from the speech video")
-        paste_back = gr.Checkbox(label="Paste the face back into the full photo", value=False, render=False,
-                                 elem_id="paste-back")
-        mouth_weight = gr.Slider(0.0, 3.0, value=DEFAULT_MOUTH_WEIGHT, step=0.05, render=False,
-                                 label="Mouth weight (how strongly the speech moves the lips)", elem_id="mouth-weight")
-        amp, loop, smooth, mirror, start = MOTION_DEFAULTS
-        motion = [
-            gr.Slider(0.0, 2.0, value=amp, step=0.05, render=False, elem_id="pose-amplitude",
-                      label="Head-motion amplitude (1 = as in the pose video)"),
-            gr.Radio(["pingpong", "repeat", "hold"], value=loop, render=False, elem_id="pose-loop",
-                     label="When the pose video is shorter than the speech"),
-            gr.Slider(0.0, 6.0, value=smooth, step=0.5, render=False, elem_id="pose-smooth",
-                      label="Smooth the head motion (sigma, frames)"),
-            gr.Checkbox(label="Mirror the head motion", value=mirror, render=False, elem_id="pose-mirror"),
-            gr.Checkbox(label="Start from the photo's own pose", value=start, render=False, elem_id="pose-start"),
-        ]
-        inputs = [photo, audio, speech_video, pose_video, pose_mode, paste_back, mouth_weight, *motion]
-        examples = None
-        if rows:
-            names = ", ".join(Path(v).name for v in rows[0][:4] if v)
-            examples = gr.Examples(rows, inputs, label="Built-in example: one click makes a video",
-                                   example_labels=[f"▶ {names}"], cache_examples=False, elem_id="examples")
-        with gr.Row():
-            with gr.Column(scale=5):
-                photo.render()
-                preview = gr.Image(label="Detected face: 68 landmarks and the aligned crop", type="numpy",
-                                   format="png", interactive=False, elem_id="preview")
-                preview_status = gr.Markdown(elem_id="preview-status")
-            with gr.Column(scale=4):
-                for component in inputs[1 : len(inputs) - len(motion)]:
-                    component.render()
-                with gr.Accordion("Head motion (pose video edits)", open=False):
-                    for component in motion:
-                        component.render()
-                run = gr.Button("Generate video", variant="primary", elem_id="generate")
-            with gr.Column(scale=5):
-                result = gr.Video(label="Result", interactive=False, buttons=["download"], height=360,
-                                  elem_id="result")
-                gen_status = gr.Markdown(elem_id="gen-status")
-        outputs = [result, gen_status]
-        run.click(on_generate, inputs, outputs, concurrency_id="generate", concurrency_limit=1, api_name="generate",
-                  show_progress_on=result)
-        if examples is not None:
-            examples.load_input_event.then(on_generate, inputs, outputs, concurrency_id="generate",
-                                           concurrency_limit=1, api_visibility="private", show_progress_on=result)
-        photo.change(on_preview, photo, [preview, preview_status], concurrency_id="preview", concurrency_limit=1,
-                     show_progress="minimal", show_progress_on=preview, api_name="preview")
-        pose_video.change(on_pose_video, [pose_video, pose_mode], pose_mode, queue=False, api_visibility="private")
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Video", elem_id="tab-video"):
+                # inputs are created first (unrendered) so that the example can sit at the top of the page
+                photo = gr.Image(label="Identity photo", type="filepath", image_mode=None, render=False,
+                                 sources=["upload", "webcam", "clipboard"], height=300, elem_id="photo")
+                audio = gr.Audio(label="Speech audio", type="filepath", sources=["upload", "microphone"], render=False,
+                                 elem_id="audio")
+                speech_video = gr.Video(label="…or a speech video (optional)",
+                                        sources=["upload"], include_audio=True, height=130, render=False,
+                                        elem_id="speech-video")
+                pose_video = gr.Video(label="Pose video (head motion)", sources=["upload"], include_audio=True,
+                                      height=130, render=False, elem_id="pose-video")
+                pose_mode = gr.Radio(POSE_CHOICES, value="still", label="Pose mode", render=False,
+                                     elem_id="pose-mode", info="'video' needs a pose video; 'self' takes speech and "
+                                                               "motion from the speech video")
+                paste_back = gr.Checkbox(label="Paste the face back into the full photo", value=False, render=False,
+                                         elem_id="paste-back")
+                mouth_weight = gr.Slider(0.0, 3.0, value=DEFAULT_MOUTH_WEIGHT, step=0.05, render=False,
+                                         label="Mouth weight (how strongly the speech moves the lips)",
+                                         elem_id="mouth-weight")
+                amp, loop, smooth, mirror, start = MOTION_DEFAULTS
+                motion = [
+                    gr.Slider(0.0, 2.0, value=amp, step=0.05, render=False, elem_id="pose-amplitude",
+                              label="Head-motion amplitude (1 = as in the pose video)"),
+                    gr.Radio(["pingpong", "repeat", "hold"], value=loop, render=False, elem_id="pose-loop",
+                             label="When the pose video is shorter than the speech"),
+                    gr.Slider(0.0, 6.0, value=smooth, step=0.5, render=False, elem_id="pose-smooth",
+                              label="Smooth the head motion (sigma, frames)"),
+                    gr.Checkbox(label="Mirror the head motion", value=mirror, render=False, elem_id="pose-mirror"),
+                    gr.Checkbox(label="Start from the photo's own pose", value=start, render=False,
+                                elem_id="pose-start"),
+                ]
+                inputs = [photo, audio, speech_video, pose_video, pose_mode, paste_back, mouth_weight, *motion]
+                examples = None
+                if rows:
+                    names = ", ".join(Path(v).name for v in rows[0][:4] if v)
+                    examples = gr.Examples(rows, inputs, label="Built-in example: one click makes a video",
+                                           example_labels=[f"▶ {names}"], cache_examples=False, elem_id="examples")
+                with gr.Row():
+                    with gr.Column(scale=5):
+                        photo.render()
+                        preview = gr.Image(label="Detected face: 68 landmarks and the aligned crop", type="numpy",
+                                           format="png", interactive=False, elem_id="preview")
+                        preview_status = gr.Markdown(elem_id="preview-status")
+                    with gr.Column(scale=4):
+                        for component in inputs[1 : len(inputs) - len(motion)]:
+                            component.render()
+                        with gr.Accordion("Head motion (pose video edits)", open=False):
+                            for component in motion:
+                                component.render()
+                        run = gr.Button("Generate video", variant="primary", elem_id="generate")
+                    with gr.Column(scale=5):
+                        result = gr.Video(label="Result", interactive=False, buttons=["download"], height=360,
+                                          elem_id="result")
+                        gen_status = gr.Markdown(elem_id="gen-status")
+                outputs = [result, gen_status]
+                run.click(on_generate, inputs, outputs, concurrency_id="generate", concurrency_limit=1,
+                          api_name="generate", show_progress_on=result)
+                if examples is not None:
+                    examples.load_input_event.then(on_generate, inputs, outputs, concurrency_id="generate",
+                                                   concurrency_limit=1, api_visibility="private",
+                                                   show_progress_on=result)
+                photo.change(on_preview, photo, [preview, preview_status], concurrency_id="preview",
+                             concurrency_limit=1, show_progress="minimal", show_progress_on=preview,
+                             api_name="preview")
+                pose_video.change(on_pose_video, [pose_video, pose_mode], pose_mode, queue=False,
+                                  api_visibility="private")
+            with gr.Tab("Live", elem_id="tab-live"):
+                add_live_tab(gr, live)
     demo.queue(default_concurrency_limit=1, max_size=32)
     demo.pcavs_backend = backend  # for tests and the CLI
     return demo
