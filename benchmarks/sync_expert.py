@@ -38,6 +38,7 @@ from pcavs.eval.syncexpert import (
     load_sync_expert,
     mouth_crops,
 )
+from pcavs.fileio import atomic_path, atomic_write_text, write_json
 from pcavs.media import read_audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,9 +56,8 @@ def tracked_mouths(video: Path, options: EvalOptions) -> tuple[np.ndarray, int, 
     track = track_video(str(video), options=options)
     crops = [crop for _, crop in _analysed_frames(str(video), track, options.fps)]
     mouths = mouth_crops(np.stack(crops)) if crops else np.zeros((0, MOUTH_H, MOUTH_W), np.uint8)
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, mouths=mouths, faces=int(track.detected.sum()), frames=track.num_frames, mouth_box=MOUTH_BOX)
-    tmp.replace(cache)
+    with atomic_path(cache, suffix=".npz") as tmp:
+        np.savez(tmp, mouths=mouths, faces=int(track.detected.sum()), frames=track.num_frames, mouth_box=MOUTH_BOX)
     return mouths, int(track.detected.sum()), track.num_frames
 
 
@@ -143,9 +143,7 @@ def calibrate_on_videos(expert_dir: str, out: Path, seed: int, clips: int, optio
                            "(benchmarks/sync_expert.py --calibrate)", "shifts": list(range(-5, 6)),
                            "rule": "max(lowest confidence keeping >= 97 % within 1 frame, 95th percentile of "
                            "other-speech curves)", "rows": rows}
-    tmp = cfg_path.with_name(cfg_path.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(cfg_path)
+    atomic_write_text(cfg_path, json.dumps(meta, indent=2) + "\n")
     print(f"threshold {threshold:.4f} (seed {seed}, {clips} clips)")
     return threshold
 
@@ -194,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         result["astronaut"] = rows
     print(f"({time.time() - t0:.0f} s)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_json(args.json, result)
     return 0
 
 
