@@ -157,3 +157,19 @@ def test_wide_training_crops_hold_the_mouth_crop_and_the_plain_warp_returns_it()
     half = _warp_stacks(stacks, gen, TrackerJitter(zoom=(0.5, 0.5), shift=0, angle=0, frame_shift=0, frame_zoom=0))
     want = torch.nn.functional.avg_pool2d(torch.from_numpy(wide).float()[:, None], 2)[:, 0]
     assert (half[:, 2] - want).abs().mean() < 1.0
+
+
+def test_calibration_threshold_keeps_other_speech_out() -> None:
+    """The threshold is at least the 95th percentile of the no-answer curves (each clip's mouths
+    against every other clip's speech: n (n - 1) of them) and at least the lowest right confidence."""
+    from pcavs.eval.syncexpert import SyncExpert, calibrate
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    clips = [{"mouths": rng.integers(0, 256, (30, 32, 48), dtype=np.uint8),
+              "mel": melspectrogram(_noise_speech(1.2) * (i + 1)).numpy()} for i in range(3)]
+    threshold, rows = calibrate(SyncExpert(SyncExpertNet().eval(), 0.0), clips)
+    shifted, null = rows[:-1], rows[-1]
+    assert len(shifted) == 3 * 11 and [r[0] for r in shifted[:11]] == list(range(-5, 6))
+    assert null[0] == "other speech" and null[3] == 6
+    assert threshold >= null[2] - 1e-4 and threshold >= min(r[2] for r in shifted) - 1e-4
