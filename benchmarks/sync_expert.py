@@ -12,7 +12,8 @@ flagged unreliable, and <= 10 % are flagged.
 
 Astronaut part (``--astronaut``): skimage's astronaut photo driven by the built-in model
 (``pcavs generate --weights pcavs/assets/weights/synthtalk-small``) with a SynthTalk sentence; the
-generated video is measured with its audio shifted by -4, -2, 0, +2, +4 frames.
+generated video is measured with its audio shifted by -4, -2, 0, +2, +4 frames, and against another
+sentence (no right offset: must be "unreliable").
 Rendered clips and videos are cached under ``--out`` (default data/sync_bench).
 """
 
@@ -110,7 +111,18 @@ def astronaut(expert, out: Path, options: EvalOptions) -> list[dict]:
         subprocess.run([sys.executable, "-m", "pcavs", "generate", "--identity", str(photo), "--audio", str(wav),
                         "--weights", str(ROOT / "pcavs/assets/weights/synthtalk-small"), "-o", str(video),
                         "--quiet"], check=True)
-    return measure_video(expert, video, [-4, -2, 0, 2, 4], options)
+    rows = measure_video(expert, video, [-4, -2, 0, 2, 4], options)
+    # the same mouths against another sentence: no right offset exists, so "unreliable" is the only right
+    # verdict (a sync measure that answers here would answer anything)
+    mouths = tracked_mouths(video, options)[0]
+    other, _ = speech_clip(9398, 4.0, voice=random_voice(np.random.default_rng(9398)))
+    res = measure_sync(expert, np.asarray(other, np.float32), mouths.reshape(len(mouths), -1).astype(np.float64),
+                       options.max_shift)[0]
+    rows.append({"video": video.name, "true": None, "audio": "another sentence (speech seed 9398)",
+                 "best_shift": res.offset, "offset": res.offset if res.reliable else None,
+                 "confidence": round(res.confidence, 4), "reliable": res.reliable,
+                 "faces": rows[0]["faces"], "frames": rows[0]["frames"]})
+    return rows
 
 
 def calibrate_on_videos(expert_dir: str, out: Path, seed: int, clips: int, options: EvalOptions) -> float:
@@ -188,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = astronaut(expert, Path(args.out), options)
         for r in rows:
             verdict = f"offset {r['offset']:+d}" if r["reliable"] else "unreliable"
-            print(f"astronaut true {r['true']:+d}: best {r['best_shift']:+d} conf {r['confidence']:.3f} -> {verdict}")
+            truth = "another sentence" if r["true"] is None else f"true {r['true']:+d}"
+            print(f"astronaut {truth}: best {r['best_shift']:+d} conf {r['confidence']:.3f} -> {verdict}")
         result["astronaut"] = rows
     print(f"({time.time() - t0:.0f} s)")
     if args.json:
