@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from pcavs.config import ModelConfig, from_dict, preset, to_dict
+from pcavs.errors import UserError
 from pcavs.fileio import atomic_path
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 
@@ -24,7 +25,7 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A weights file or folder that cannot be used as it is."""
 
 

@@ -1,7 +1,7 @@
 """Command line: parses arguments and calls the library; no logic of its own.
 
-Errors a user can act on (bad files, wrong weights, bad config keys) print one message and exit
-with status 2; anything else is a bug and keeps its traceback.
+Errors a user can act on (bad files, wrong weights, bad config keys: :class:`pcavs.errors.UserError`)
+print one message and exit with status 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -11,32 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pcavs.errors import UserError
+
 EXIT_USAGE = 2
-
-
-class UserError(Exception):
-    """Raised by command functions for problems the user can fix."""
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from pcavs.checkpoint import CheckpointError
-
-    errors: list[type[BaseException]] = [UserError, CheckpointError, FileNotFoundError]
-    for module, name in (
-        ("pcavs.media", "MediaError"),
-        ("pcavs.face", "FaceNotFoundError"),
-        ("pcavs.config", "ConfigError"),
-        ("pcavs.data.preprocess", "PreprocessError"),
-        ("pcavs.data.shards", "ShardError"),
-        ("pcavs.infer.sources", "InputError"),
-        ("pcavs.posetrack", "TrackFileError"),
-        ("pcavs.engine", "EngineError"),
-    ):
-        try:
-            errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -195,6 +172,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as exc:
+    except (UserError, FileNotFoundError) as exc:  # every user-fixable error derives from UserError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pcavs.errors import UserError
+
 __all__ = [
     "Engine",
     "EngineConfig",
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """The engine cannot start (Ray missing, cluster unreachable, bad resources); the message says what to do."""
 
 

@@ -29,6 +29,8 @@ import torch
 from av.video.reformatter import ColorRange
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pcavs.errors import UserError
+
 __all__ = [
     "MediaError",
     "MediaWarning",
@@ -49,7 +51,7 @@ IMAGE_MAX_PIXELS = 100_000_000
 _VIDEO_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
 
-class MediaError(ValueError):
+class MediaError(UserError, ValueError):
     """A media file could not be read or written; the message names the file and the fix."""
 
 

@@ -50,6 +50,7 @@ from pcavs.audio import melspectrogram, num_video_frames
 from pcavs.config import ConfigError
 from pcavs.data.shards import ShardWriter
 from pcavs.engine import EngineConfig, EngineError, Job, add_ray_arguments, engine_config_from_args, make_engine
+from pcavs.errors import UserError
 from pcavs.fileio import atomic_write_text
 
 __all__ = [
@@ -80,7 +81,7 @@ LABEL_KINDS = {"vox2": "identity", "lrw": "word"}
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-class PreprocessError(RuntimeError):
+class PreprocessError(UserError, RuntimeError):
     """The run cannot proceed (bad SRC/DST or settings); the message says what to do."""
 
 

@@ -29,6 +29,8 @@ from typing import IO, Any, BinaryIO
 
 import numpy as np
 
+from pcavs.errors import UserError
+
 __all__ = [
     "ShardError",
     "Opener",
@@ -53,7 +55,7 @@ _OPENERS: dict[str, Opener] = {}
 _URL_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
     """A shard that cannot be written or read; the message names the file and what to do."""
 
 

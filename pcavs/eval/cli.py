@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pcavs.errors import UserError
+
 __all__ = [
     "add_benchmark_arguments",
     "add_evaluate_arguments",
@@ -83,24 +85,10 @@ def _sync_models(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     return device, sync, syncnet
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from pcavs.checkpoint import CheckpointError
-    from pcavs.config import ConfigError
-    from pcavs.engine import EngineError
-    from pcavs.eval.evaluate import EvaluationError
-    from pcavs.eval.sync import SyncNetError
-    from pcavs.face import FaceNotFoundError
-    from pcavs.infer.sources import InputError
-    from pcavs.media import MediaError
-
-    return (EvaluationError, SyncNetError, MediaError, FaceNotFoundError, CheckpointError, InputError, ConfigError,
-            EngineError)
-
-
 def _guarded(func: Any, args: argparse.Namespace) -> int:
     try:
         return int(func(args))
-    except _user_errors() as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

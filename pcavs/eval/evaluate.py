@@ -53,6 +53,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from PIL import Image
 
+from pcavs.errors import UserError
 from pcavs.eval.cpbd import cpbd as cpbd_score
 from pcavs.eval.landmarks import lmd
 from pcavs.eval.metrics import csim
@@ -134,7 +135,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
 FrameSource = str | os.PathLike[str] | np.ndarray | Sequence[np.ndarray]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """Inputs that cannot be evaluated; the message names the file and what to do."""
 
 

@@ -46,6 +46,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from pcavs.audio import DEFAULT_AUDIO, mel_windows, melspectrogram
+from pcavs.errors import UserError
 from pcavs.eval.metrics import sync_offset_from_scores, sync_scores
 from pcavs.media import images_to_tensor
 
@@ -86,7 +87,7 @@ if TYPE_CHECKING:
 EncodeFn = Callable[[Tensor], Tensor]
 
 
-class SyncNetError(ValueError):
+class SyncNetError(UserError, ValueError):
     """A SyncNet weights file that cannot be used; the message names the file and the fix."""
 
 

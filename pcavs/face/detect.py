@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pcavs.errors import UserError
+
 __all__ = [
     "Box",
     "FaceAnalyzer",
@@ -45,7 +47,7 @@ __all__ = [
 _HINT = "Use a frontal, well-lit photo in which the face is at least ~80 px wide."
 
 
-class FaceNotFoundError(ValueError):
+class FaceNotFoundError(UserError, ValueError):
     """No (usable) face in an image."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pcavs.engine import EngineConfig, EngineError, Job, add_ray_arguments, engine_config_from_args, make_engine
+from pcavs.errors import UserError
 
 __all__ = ["BatchRow", "add_arguments", "read_manifest", "run", "run_batch"]
 
@@ -34,7 +35,7 @@ _PATH_KEYS = ("identity", "audio", "pose")
 _ROW_KEYS = (*_PATH_KEYS, "output", "pose_mode", "face_index")
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest that cannot be read as a whole (not a row's problem)."""
 
 

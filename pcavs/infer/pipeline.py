@@ -51,6 +51,7 @@ from pcavs.checkpoint import (
     official_file,
     read_config,
 )
+from pcavs.errors import UserError
 from pcavs.face import FaceAnalyzer, FaceNotFoundError, align_face, default_analyzer, paste_back
 from pcavs.face.paste import PASTE_BACK_MAX_SIZE, fit_paste_back
 from pcavs.media import (
@@ -68,7 +69,6 @@ from pcavs.posetrack import (
     PoseTrack,
     TrackCodes,
     TrackEdit,
-    TrackFileError,
     apply_code_edits,
     edit_track,
     encoder_hash,
@@ -113,9 +113,9 @@ POSE_MODES: tuple[str, ...] = ("video", "still", "frontal", "self")
 DETECTORS: tuple[str, ...] = ("hog", "hog+cnn")  # pose-video tracking (as pcavs evaluate --detector)
 NOISE_MODES: tuple[str, ...] = ("random", "const", "none")
 
-#: Exceptions that mean "the user can fix this": the CLI prints them and exits with status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError, MediaError, FaceNotFoundError, CheckpointError,
-                                                TrackFileError)
+#: Exceptions that mean "the user can fix this" (one base, :class:`pcavs.errors.UserError`): the CLI
+#: prints them and exits with status 2, the UI shows them, ``pcavs batch`` records them per row.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 
 ImageSource = str | os.PathLike[str] | np.ndarray
 AudioSource = str | os.PathLike[str] | np.ndarray | torch.Tensor

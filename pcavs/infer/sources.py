@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from pcavs.audio import DEFAULT_AUDIO, AudioConfig, mel_windows, melspectrogram, num_stft_frames
+from pcavs.errors import UserError
 from pcavs.media import _VIDEO_FORMATS, MediaError, read_audio, read_image, require_file
 
 __all__ = [
@@ -59,7 +60,7 @@ _SUM_BLOCK = 1 << 20  # samples per block when summing squares: bounded float64 
 _MEL_CHUNK_ROWS = 500  # mel rows per chunk (5 s): the STFT temporaries stay ~15 MB at any length
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An input or option the user can fix (a path, an array, a combination of options)."""
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from pcavs import __version__
+from pcavs.errors import UserError
 from pcavs.fileio import atomic_path
 
 __all__ = ["TRACK_FORMAT", "TRACK_VERSION", "PoseTrack", "TrackFileError", "encoder_hash", "load_track"]
@@ -80,7 +81,7 @@ def encoder_hash(state: dict[str, Any]) -> str:
     return h.hexdigest()[:16]
 
 
-class TrackFileError(ValueError):
+class TrackFileError(UserError, ValueError):
     """A pose-track file that cannot be used (missing, truncated, wrong version, missing keys)."""
 
 

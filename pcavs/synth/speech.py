@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from scipy.signal import resample_poly
 
+from pcavs.errors import UserError
+
 SAMPLE_RATE = 16000
 FPS = 25.0
 
@@ -44,7 +46,7 @@ world voice picture story question number minute hour moment reason problem idea
 """.split()
 
 
-class SpeechEngineMissing(RuntimeError):
+class SpeechEngineMissing(UserError, RuntimeError):
     """The requested TTS program is not installed."""
 
 
