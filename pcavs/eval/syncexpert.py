@@ -5,8 +5,8 @@ trained to drive a generator, and on clips rendered with other seeds their offse
 random shifts. This expert is trained for sync alone, as SyncNet is trained apart from Wav2Lip:
 
 * **video**: 5 consecutive mouth crops (frames ``t-2 .. t+2``, gray, 32x48) cut from a fixed box of
-  the aligned face crop ``evaluate`` makes. Its face tracker fits some faces badly (the mouth at half
-  size, off centre, jumping between frames), so training sees the box zoomed, shifted, turned and
+  the aligned face crop ``evaluate`` makes. On faces its detector misses (then the frame or filled
+  landmarks stand in) the mouth is at half size, off centre or jumping between frames, so training sees the box zoomed, shifted, turned and
   wobbling per frame (:class:`TrackerJitter`) around the landmark-aligned mouth;
 * **audio**: the project's mel window of frame ``t`` (:func:`pcavs.audio.mel_windows`, rows
   ``[4(t-2), 4(t-2)+20)``: the same 200 ms the 5 frames span);
@@ -264,10 +264,11 @@ def _augment(x: Tensor, gen: torch.Generator) -> Tensor:
 class TrackerJitter:
     """How far the training crops move from the landmark-aligned mouth box (fractions of the box).
 
-    Seen on SynthTalk clips of seed 9300 through ``evaluate``'s face tracker: on some faces its landmarks
-    fit badly and the crop shows the mouth at about half size, up to 0.4 box heights off centre (half
-    cut off at the box's edge) and jumping from frame to frame; the expert trained only on pinned mouths
-    read those clips with a flat offset curve (7 of the 11 it flagged)."""
+    Seen on SynthTalk clips of seed 9300 through ``evaluate``: its HOG detector finds some cartoon faces
+    in few frames or none (5 of 40 clips: none, so the square frame is taken as the aligned crop; 8 more:
+    under 60 % of frames, the rest filled), and the crop then shows the mouth at about half size, up to
+    0.4 box heights off centre (half cut off at the box's edge) or jumping from frame to frame; the
+    expert trained only on pinned mouths read those clips with a flat offset curve."""
 
     zoom: tuple[float, float] = (0.5, 1.15)  # mouth size relative to the pinned crop, per window (log-uniform)
     shift: float = 0.4  # per-window centre shift, uniform +-, in box widths/heights
