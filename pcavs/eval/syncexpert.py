@@ -6,8 +6,9 @@ random shifts. This expert is trained for sync alone, as SyncNet is trained apar
 
 * **video**: 5 consecutive mouth crops (frames ``t-2 .. t+2``, gray, 32x48) cut from a fixed box of
   the aligned face crop ``evaluate`` makes. On faces its detector misses (then the frame or filled
-  landmarks stand in) the mouth is at half size, off centre or jumping between frames, so training sees the box zoomed, shifted, turned and
-  wobbling per frame (:class:`TrackerJitter`) around the landmark-aligned mouth;
+  landmarks stand in) the mouth is at half size, off centre or jumping between frames, so training
+  sees the box zoomed, shifted, turned and wobbling per frame (:class:`TrackerJitter`) around the
+  landmark-aligned mouth;
 * **audio**: the project's mel window of frame ``t`` (:func:`pcavs.audio.mel_windows`, rows
   ``[4(t-2), 4(t-2)+20)``: the same 200 ms the 5 frames span);
 * both map to 64-d unit vectors; frame ``t``'s score at shift ``k`` is ``cos(video[t], audio[t+k])``.
