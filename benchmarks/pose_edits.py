@@ -6,7 +6,7 @@ SynthTalk benchmark's pose estimator.
 Per case: B's talking video is rendered and written, its track extracted (``pcavs pose extract``), and
 A's photo is driven by the track as it is and edited: amplitude 0.5, mirror, and smoothing (sigma 3)
 of a track with 2-frame jitter added. The generated frames are read by the estimator (yaw, pitch,
-roll in the ``pcavs.eval.pose`` convention). Printed: the spread (std over time) of each rendered angle
+roll in the ``pcavs.eval.headpose`` convention). Printed: the spread (std over time) of each rendered angle
 with amplitude 0.5 over that with 1.0, the correlation of the rendered yaw with and without mirror, and
 the frame-to-frame jitter of the rendered angles with and without smoothing.
 """
@@ -28,7 +28,7 @@ from pcavs.media import VideoWriter, read_video_frames
 from pcavs.posetrack import extract_track
 from pcavs.posetrack.edit import TrackEdit, edit_track
 from pcavs.synth.benchmark import RENDER_SIZE, make_triples, person, photo_pose
-from pcavs.synth.pose import sample_pose
+from pcavs.synth.motion import sample_pose
 from pcavs.synth.render import render
 from pcavs.synth.speech import speech_clip
 

@@ -34,6 +34,8 @@ __all__ = [
     "melspectrogram",
     "num_video_frames",
     "window_start_row",
+    "window_rows_of",
+    "rows_for_frames",
     "mel_window",
     "mel_windows",
     "iter_mel_windows",
@@ -214,6 +216,19 @@ def window_start_row(frame: int, cfg: AudioConfig = DEFAULT_AUDIO) -> int:
     return cfg.rows_per_frame * (frame - cfg.mouth_offset_frames)
 
 
+def window_rows_of(frame: int, cfg: AudioConfig = DEFAULT_AUDIO) -> tuple[int, int]:
+    """The mel rows ``[start, stop)`` of video frame ``frame``'s window (``start`` may be negative): the
+    one statement of the frame <-> window pairing, used by inference, the dataset and preprocessing."""
+    start = window_start_row(frame, cfg)
+    return start, start + cfg.window_rows
+
+
+def rows_for_frames(num_frames: int, cfg: AudioConfig = DEFAULT_AUDIO) -> int:
+    """Mel rows the windows of frames ``0 .. num_frames-1`` read (``4 T + 8`` at the official constants):
+    what preprocessing stores per clip."""
+    return window_rows_of(num_frames - 1, cfg)[1] if num_frames > 0 else 0
+
+
 def mel_window(mel: torch.Tensor, frame: int, cfg: AudioConfig = DEFAULT_AUDIO) -> torch.Tensor:
     """Window for one video frame, shape (1, n_mels, window_rows); see :func:`mel_windows`."""
     return mel_windows(mel, [frame], cfg=cfg)[0]
@@ -229,7 +244,7 @@ def mel_windows(
 
     Call as ``mel_windows(mel, start, stop)`` for the frame range ``[start, stop)`` or
     ``mel_windows(mel, [i, j, ...])`` for explicit frames. Frame ``f`` gets
-    ``mel[4*(f-2) : 4*(f-2)+20].T``. Rows outside the mel are filled with 0, which in this
+    ``mel[4*(f-2) : 4*(f-2)+20].T`` (:func:`window_rows_of`). Rows outside the mel are filled with 0, which in this
     normalised scale is the -100 dB floor, i.e. silence; that is what the audio outside the clip
     is (the STFT itself zero-pads), whereas edge replication would invent sound at the borders.
     The official code only generates frames 2..T-3, where no padding is needed.

@@ -105,10 +105,28 @@ def test_every_user_error_has_one_base_and_keeps_its_builtin_one():
                 found[name] = obj
     expected = {"FaceNotFoundError", "FaceLostError", "ConfigError", "EngineError", "CheckpointError",
                 "PreprocessError", "ShardError", "ManifestError", "InputError", "MediaError", "SyncNetError",
-                "EvaluationError", "TrackFileError", "SpeechEngineMissing"}  # fmt: skip
+                "EvaluationError", "TrackFileError", "SpeechEngineMissing", "DeviceError"}  # fmt: skip
     assert expected <= set(found)
     for name in expected:
         assert issubclass(found[name], UserError) and issubclass(found[name], ValueError | RuntimeError), name
     # anything else raising from pcavs is a bug (keeps its traceback), so no other error class may exist
     # without a decision: list new ones above or name them here
     assert set(found) - expected - {"UserError"} == {"SkipClip"}  # preprocess's internal "leave this clip out"
+
+
+def test_generate_flags_default_to_the_library_options():
+    """`pcavs generate`'s flags are derived from GenerationOptions: parsed with no options given, they
+    build exactly the library's defaults (but the progress bar, which the CLI shows)."""
+    import argparse
+
+    from pcavs.infer.cli import _options, add_arguments
+    from pcavs.infer.pipeline import GenerationOptions
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--identity", "a.png", "--audio", "a.wav", "-o", "out.mp4"])
+    assert GenerationOptions(**_options(args)) == GenerationOptions(progress=True)
+    args = p.parse_args(["--identity", "a.png", "--audio", "a.wav", "-o", "o.mp4", "--batch-size", "3", "--quiet",
+                         "--pose-speed", "2"])  # fmt: skip
+    opts = GenerationOptions(**_options(args))
+    assert opts.batch_size == 3 and not opts.progress and opts.pose_edit.speed == 2

@@ -356,3 +356,22 @@ def test_shards_of_another_crop_are_refused(synth: Path, tmp_path: Path) -> None
     (copy / "dataset.json").write_text(json.dumps(meta))
     with pytest.raises(ShardError, match=r"'pcavs-official-align-v1'.*rerun `pcavs preprocess"):
         ClipDataset(DataConfig(str(copy)))
+
+
+def test_shards_of_another_audio_front_end_are_refused(synth: Path, tmp_path: Path) -> None:
+    """dataset.json records the mel front-end; another pairing of frames and windows is refused, and
+    shards that predate the record (no 'audio') are read as the official constants."""
+    meta = json.loads((synth / "dataset.json").read_text())
+    assert meta["audio"]["rows_per_frame"] == 4 and meta["audio"]["window_rows"] == 20
+    copy = tmp_path / "other-audio"
+    shutil.copytree(synth, copy)
+    for audio, ok in (({**meta["audio"], "mouth_offset_frames": 3}, False), (None, True)):
+        changed = {k: v for k, v in meta.items() if k != "audio"}
+        if audio is not None:
+            changed["audio"] = audio
+        (copy / "dataset.json").write_text(json.dumps(changed))
+        if ok:
+            assert len(ClipDataset(DataConfig(str(copy))).clips) == len(ClipDataset(DataConfig(str(synth))).clips)
+        else:
+            with pytest.raises(ShardError, match=r"mouth_offset_frames differ.*rerun `pcavs preprocess"):
+                ClipDataset(DataConfig(str(copy)))

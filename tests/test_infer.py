@@ -49,7 +49,7 @@ from pcavs.infer.pipeline import (  # noqa: E402
     generate_video,
     prepare_inputs,
 )
-from pcavs.infer.pose import StreamedPose, pingpong_index, pingpong_indices  # noqa: E402
+from pcavs.infer.posesource import StreamedPose, pingpong_index, pingpong_indices  # noqa: E402
 from pcavs.infer.sources import (  # noqa: E402
     speech_features,
     speech_windows,
@@ -662,7 +662,9 @@ def test_api_errors(pipe: TalkingFacePipeline, assets: dict, tmp_path: Path) -> 
     with pytest.raises(TypeError, match="unknown generation option"):
         pipe.generate(assets["photo"], assets["speech"], output=tmp_path / "x.mp4", bach_size=4)
     if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="no CUDA GPU"):
+        from pcavs.device import DeviceError
+
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
             generate_video(assets["photo"], assets["speech"], tmp_path / "x.mp4", weights=assets["tiny"],
                            device="cuda")
     assert list(tmp_path.iterdir()) == []

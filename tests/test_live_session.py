@@ -11,7 +11,7 @@ import av
 import numpy as np
 import torch
 
-from pcavs.infer.pose import ConstantPose
+from pcavs.infer.posesource import ConstantPose
 from pcavs.infer.stream import TalkingFaceStream
 from pcavs.ui.live import AUDIO_FRAME, OUT_RATE, LiveSession
 

@@ -40,7 +40,7 @@ if CHROMIUM is None:
 
 import av  # noqa: E402
 
-from pcavs.infer.pose import ConstantPose  # noqa: E402
+from pcavs.infer.posesource import ConstantPose  # noqa: E402
 from pcavs.infer.stream import Pacing, TalkingFaceStream  # noqa: E402
 from pcavs.media import read_audio, read_video_frames  # noqa: E402
 from pcavs.ui.app import DEFAULT_WEIGHTS, build_app, launch  # noqa: E402

@@ -106,7 +106,7 @@ def test_track_file_round_trip_and_matrix(driver: tuple[Path, np.ndarray], tmp_p
     frame_m = compose(invert_affine(crop_matrix(64)), back.matrix[0])
     crop = warp_to_input(frame, frame_m, 64)
     assert crop.shape == (64, 64, 3)
-    # roll > 0 is clockwise in the image (eval/pose.py): the angles follow the eye line's sign
+    # roll > 0 is clockwise in the image (eval/headpose.py): the angles follow the eye line's sign
     angle, _ = _eye_angle_and_span(back.landmarks)
     assert np.corrcoef(angle, back.angles[:, 2])[0, 1] > 0.9
 

@@ -11,7 +11,7 @@ import torch
 
 from pcavs.audio import num_video_frames
 from pcavs.infer.pipeline import GenerationOptions, TalkingFacePipeline, prepare_inputs
-from pcavs.infer.pose import ConstantPose
+from pcavs.infer.posesource import ConstantPose
 from pcavs.infer.sources import lookahead_samples, rms_gain
 from pcavs.infer.stream import LiveFeatures, Pacing, TalkingFaceStream
 from pcavs.media import read_audio

@@ -32,7 +32,7 @@ from pcavs.synth.benchmark import (
     shuffled_target,
     speech_order,
 )
-from pcavs.synth.pose import eval_angles
+from pcavs.synth.motion import eval_angles
 from pcavs.synth.speech import have_espeak, mouth_track
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed (apt-get install espeak-ng)")
@@ -213,9 +213,9 @@ def test_score_separates_a_constant_pose_offset_from_motion(case):
 
 
 def test_synthtalk_angles_are_converted_to_the_eval_convention():
-    """One sign convention: renderer angles pass through eval_angles to match pcavs.eval.pose."""
-    from pcavs.eval.pose import head_pose_from_landmarks
-    from pcavs.synth.pose import PoseTrack
+    """One sign convention: renderer angles pass through eval_angles to match pcavs.eval.headpose."""
+    from pcavs.eval.headpose import head_pose_from_landmarks
+    from pcavs.synth.motion import PoseTrack
     from pcavs.synth.render import render
 
     for axis in range(3):

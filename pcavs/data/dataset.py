@@ -27,6 +27,7 @@ loader equals batch ``n + j`` of the uninterrupted one. :func:`infinite_batches`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pcavs.audio import mel_windows
+from pcavs.audio import DEFAULT_AUDIO, mel_windows, rows_for_frames, window_rows_of
 from pcavs.config import ConfigError
 from pcavs.data.augment import AugmentConfig, augment_nonidentity
 from pcavs.data.batch import Batch
@@ -151,6 +152,15 @@ def check_format(meta: dict[str, Any], root: str) -> None:
             f"{root}: made with crop {crop!r} (format version {version}); this pcavs reads {CROP_NAME!r} "
             f"(version {FORMAT_VERSION}), the crop inference uses; rerun `pcavs preprocess SRC {root}` "
             "into an empty folder"
+        )
+    # shards made before dataset.json recorded it used the official constants, which never changed
+    audio = meta.get("audio", dataclasses.asdict(DEFAULT_AUDIO))
+    changed = sorted(k for k, v in dataclasses.asdict(DEFAULT_AUDIO).items() if audio.get(k) != v)
+    if changed:
+        raise ShardError(
+            f"{root}: its mel rows were made with another audio front-end ({', '.join(changed)} differ from "
+            "this pcavs's AudioConfig), so frames would be paired with the wrong speech; rerun "
+            f"`pcavs preprocess SRC {root}` into an empty folder"
         )
 
 
@@ -343,14 +353,15 @@ class ClipDataset(IterableDataset):
         return [int(s) for s in rng.choice(valid, m, replace=valid.size < m)]
 
     def _windows(self, reader: _Reader, clip: ClipInfo, start: int) -> torch.Tensor:
-        # Read only the mel rows the K windows use; lo is a multiple of 4, so frame f of the clip is
-        # frame f - lo/4 of the slice and mel_windows' zero-padding beyond the stored rows is unchanged.
-        k = self.cfg.clip_len
-        lo = max(0, 4 * (start - 2))
-        sub = torch.from_numpy(reader.rows(clip, "mel.npy", lo, 4 * (start + k - 1 - 2) + 20).copy())
+        # Read only the mel rows the K windows use; lo is a multiple of rows_per_frame, so frame f of the
+        # clip is frame f - lo/rows_per_frame of the slice and mel_windows' zero-padding beyond the
+        # stored rows is unchanged.
+        k, per = self.cfg.clip_len, DEFAULT_AUDIO.rows_per_frame
+        lo = max(0, window_rows_of(start)[0])
+        sub = torch.from_numpy(reader.rows(clip, "mel.npy", lo, window_rows_of(start + k - 1)[1]).copy())
         if sub.shape[0] == 0:
-            sub = torch.zeros(0, 80)
-        return mel_windows(sub, [f - lo // 4 for f in range(start, start + k)])
+            sub = torch.zeros(0, DEFAULT_AUDIO.n_mels)
+        return mel_windows(sub, [f - lo // per for f in range(start, start + k)])
 
     def _images(self, u8: np.ndarray) -> torch.Tensor:
         x = images_to_tensor(u8)
@@ -460,7 +471,7 @@ def write_synthetic_dataset(dst: str | os.PathLike[str], num_clips: int = 8, fra
             for f in range(frames):
                 y0, x0 = (3 * f) % (size - side), (5 * f + 7 * i) % (size - side)
                 img[f, y0 : y0 + side, x0 : x0 + side] = 250
-            rows = 4 * frames + 8
+            rows = rows_for_frames(frames)
             mel = 0.5 + 0.4 * np.sin(np.arange(rows)[:, None] / 7.0 + i + np.arange(80)[None] / 9.0)
             key, label = f"synth__{i:05d}", names[i % len(names)]
             meta = {"key": key, "label": label, "label_kind": "identity", "source": f"synthetic/{i:05d}.mp4",

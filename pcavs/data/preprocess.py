@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from pcavs import __version__
-from pcavs.audio import melspectrogram, num_video_frames
+from pcavs.audio import DEFAULT_AUDIO, melspectrogram, num_video_frames, rows_for_frames
 from pcavs.config import ConfigError
 from pcavs.data.shards import ShardWriter
 from pcavs.engine import EngineConfig, EngineError, Job, add_ray_arguments, engine_config_from_args, make_engine
@@ -227,7 +227,7 @@ def process_clip(path: str | os.PathLike[str], ref: ClipRef, cfg: PreprocessConf
     interpolated = int(track.filled.sum())
 
     mel = melspectrogram(audio).numpy()  # whole clip: RMS normalisation as at inference
-    mel = np.ascontiguousarray(mel[: 4 * t + 8])  # rows read by mel_windows for frames 0..T-1
+    mel = np.ascontiguousarray(mel[: rows_for_frames(t)])  # rows the windows of frames 0..T-1 read
     landmarks = np.stack(lms).astype(np.float16)
     meta: dict[str, Any] = {
         "key": ref.key,
@@ -367,6 +367,8 @@ def write_dataset_json(dst: Path, sidecars: Sequence[dict[str, Any]], info: dict
         "crop": CROP_NAME,
         "fps": FPS,
         "sample_rate": SAMPLE_RATE,
+        # the mel front-end and frame <-> window pairing the stored mel rows follow (checked on load)
+        "audio": dataclasses.asdict(DEFAULT_AUDIO),
         "labels": labels,
         "counts": {
             "discovered": clips + len(skipped),

@@ -55,9 +55,9 @@ from PIL import Image
 
 from pcavs.errors import UserError
 from pcavs.eval.cpbd import cpbd as cpbd_score
+from pcavs.eval.headpose import head_pose_from_landmarks, pose_error
 from pcavs.eval.landmarks import lmd
 from pcavs.eval.metrics import csim
-from pcavs.eval.pose import head_pose_from_landmarks, pose_error
 from pcavs.eval.ssim import psnr_batch, ssim_batch
 from pcavs.eval.sync import (
     MAX_SHIFT,

@@ -3,7 +3,7 @@
 Everything takes NumPy arrays (frames, landmarks, embeddings, features), never
 files. Image metrics live in :mod:`pcavs.eval.ssim` and :mod:`pcavs.eval.cpbd`,
 landmark distance in :mod:`pcavs.eval.landmarks`, head pose in
-:mod:`pcavs.eval.pose`; they are re-exported here. This module adds the
+:mod:`pcavs.eval.headpose`; they are re-exported here. This module adds the
 embedding and audio-visual sync helpers.
 """
 
@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from pcavs.eval.cpbd import canny, cpbd
-from pcavs.eval.landmarks import MOUTH, lmd
-from pcavs.eval.pose import (
+from pcavs.eval.headpose import (
     MODEL_LANDMARK_INDICES,
     MODEL_POINTS_3D,
     camera_matrix,
@@ -23,6 +22,7 @@ from pcavs.eval.pose import (
     matrix_to_euler,
     pose_error,
 )
+from pcavs.eval.landmarks import MOUTH, lmd
 from pcavs.eval.ssim import luma_bt601, psnr, psnr_batch, ssim, ssim_batch
 
 __all__ = [

@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 __all__ = ["add_arguments", "run"]
@@ -22,7 +23,9 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``pcavs generate`` options to ``parser``."""
-    from .pipeline import NOISE_MODES, POSE_MODES, PRECISIONS
+    from .pipeline import DETECTORS, NOISE_MODES, POSE_MODES, PRECISIONS, GenerationOptions
+
+    d = GenerationOptions()  # every default comes from the options the library uses
 
     io = parser.add_argument_group("inputs and output")
     io.add_argument("--identity", required=True, metavar="PHOTO", help="photo of the person (any Pillow format)")
@@ -56,27 +59,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen = parser.add_argument_group("generation")
     gen.add_argument("--mouth-weight", type=float, default=None, metavar="W",
                      help="scale of the speech feature (default: the model's, 1.2 as in the official demo)")
-    gen.add_argument("--batch-size", type=int, default=8, metavar="N", help="frames per forward pass (default 8)")
+    gen.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N",
+                     help=f"frames per forward pass (default {d.batch_size})")
     gen.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="default auto")
     gen.add_argument("--fps", type=int, default=25, help="output frame rate (default 25, the model's)")
     gen.add_argument("--face-index", type=int, default=0, metavar="K",
                      help="which face of the photo: 0 = largest (default), 1 = next, ...")
-    gen.add_argument("--detector", choices=("hog", "hog+cnn"), default="hog+cnn",
+    gen.add_argument("--detector", choices=DETECTORS, default=d.detector,
                      help="pose video face tracking: hog+cnn (default: the CNN where HOG misses the face) or hog "
                           "(faster, frontal faces only)")
-    gen.add_argument("--max-gap", type=int, default=12, metavar="N",
-                     help="pose video: longest run of face-less frames that is interpolated (default 12; "
+    gen.add_argument("--max-gap", type=int, default=d.max_gap, metavar="N",
+                     help=f"pose video: longest run of face-less frames that is interpolated (default {d.max_gap}; "
                           "longer runs stop with an error naming the frames)")
     gen.add_argument("--paste-back", action="store_true",
                      help="blend the generated face into the full identity photo (output has the photo's size, "
                           "longer side capped by --max-size)")
-    gen.add_argument("--max-size", type=int, default=1920, metavar="PX",
-                     help="--paste-back: scale the video so its longer side is at most PX (default 1920; 0: the "
-                          "photo's size, refused beyond H.264's largest level, 8192x4352)")
-    gen.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    gen.add_argument("--max-size", type=int, default=d.max_size, metavar="PX",
+                     help=f"--paste-back: scale the video so its longer side is at most PX (default {d.max_size}; "
+                          "0: the photo's size, refused beyond H.264's largest level, 8192x4352)")
+    gen.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                      help="bf16: autocast, about 1.7x faster on CPU, max |diff| about 1e-3 (default fp32)")
-    gen.add_argument("--seed", type=int, default=0, help="seed of the generator noise (default 0)")
-    gen.add_argument("--noise", choices=NOISE_MODES, default="random",
+    gen.add_argument("--seed", type=int, default=d.seed, help=f"seed of the generator noise (default {d.seed})")
+    gen.add_argument("--noise", choices=NOISE_MODES, default=d.noise,
                      help="generator noise: random (official, seeded), const, none")
     gen.add_argument("--align-audio", action="store_true",
                      help="centre each speech window on its frame (for models trained that way; the official "
@@ -149,34 +153,29 @@ def _run(args: argparse.Namespace) -> int:
             warnings.simplefilter("always", InputWarning)
             warnings.showwarning = _print_warning
             result = generate_video(
-                args.identity,
-                args.audio,
-                args.output,
-                weights=weights,
-                pose=args.pose,
-                pose_mode=args.pose_mode,
-                device=args.device,
-                fps=args.fps,
-                face_index=args.face_index,
-                max_gap=args.max_gap,
-                detector=args.detector,
-                mouth_weight=args.mouth_weight,
-                batch_size=args.batch_size,
-                paste_back=args.paste_back,
-                max_size=args.max_size,
-                seed=args.seed,
-                noise=args.noise,
-                precision=args.precision,
-                align_audio=args.align_audio,
-                progress=not args.quiet,
-                overwrite=args.overwrite,
-                pose_edit=_pose_edit(args),
+                args.identity, args.audio, args.output, weights=weights, pose=args.pose, pose_mode=args.pose_mode,
+                device=args.device, fps=args.fps, face_index=args.face_index, **_options(args),
             )
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.summary())
     return 0
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The GenerationOptions fields from the parsed flags (flag name = field name, but for these)."""
+    from .pipeline import GenerationOptions
+
+    renamed = {"progress": not args.quiet, "pose_edit": _pose_edit(args), "pose_face_index": None}
+    out = {}
+    for f in fields(GenerationOptions):
+        if f.name in renamed:
+            if renamed[f.name] is not None:
+                out[f.name] = renamed[f.name]
+        else:
+            out[f.name] = getattr(args, f.name)  # an AttributeError here: a new option without its flag
+    return out
 
 
 def _pose_edit(args: argparse.Namespace) -> Any:

@@ -19,7 +19,7 @@ from PIL import Image
 from pcavs.media import VideoWriter, read_audio, read_image, read_video_frames
 
 from .pipeline import generate_video
-from .pose import pingpong_index
+from .posesource import pingpong_index
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_INPUTS = ASSETS / "demo"

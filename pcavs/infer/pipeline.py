@@ -51,6 +51,7 @@ from pcavs.checkpoint import (
     official_file,
     read_config,
 )
+from pcavs.device import resolve_device
 from pcavs.errors import UserError
 from pcavs.face import FaceAnalyzer, FaceNotFoundError, align_face, default_analyzer, paste_back
 from pcavs.face.paste import PASTE_BACK_MAX_SIZE, fit_paste_back
@@ -77,7 +78,7 @@ from pcavs.posetrack import (
     track_codes,
 )
 
-from .pose import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
+from .posesource import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
 from .sources import (
     InputError,
     InputWarning,
@@ -449,21 +450,6 @@ def frame_generators(seed: int, start: int, stop: int, device: torch.device) -> 
         state = np.random.SeedSequence([seed % 2**64, i]).generate_state(1, dtype=np.uint64)[0]
         gens.append(torch.Generator(device=device).manual_seed(int(state) % 2**63))
     return gens
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA is an :class:`InputError`."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"unknown device {device!r}; use cpu, cuda or auto") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device cuda requested but no CUDA GPU is usable here; use --device cpu (or auto)")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"device {device!r} is not supported; use cpu, cuda or auto")
-    return dev
 
 
 class TalkingFacePipeline:

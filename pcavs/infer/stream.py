@@ -52,7 +52,7 @@ from pcavs.audio import DEFAULT_AUDIO, AudioConfig, num_stft_frames, num_video_f
 from pcavs.face.align import TEMPLATE_224, similarity_lstsq, three_points, transform_points, warp_to_input
 from pcavs.media import images_to_tensor, tensor_to_images
 
-from .pose import ConstantPose, PoseCodes
+from .posesource import ConstantPose, PoseCodes
 from .sources import (
     InputError,
     feature_shift,

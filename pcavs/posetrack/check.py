@@ -12,7 +12,7 @@ from .file import PoseTrack
 __all__ = ["ANGLE_RANGES", "LOW_SCORE", "TrackCheck", "check_track", "runs"]
 
 #: Head angles (degrees, |value|) inside which each model family saw its training faces. The built-in
-#: model saw SynthTalk's bounds (``pcavs.synth.pose.LIMITS``); the official model, VoxCeleb2 talking
+#: model saw SynthTalk's bounds (``pcavs.synth.motion.LIMITS``); the official model, VoxCeleb2 talking
 #: heads, where the 68-point landmarks the crop relies on stay usable up to about a three-quarter view.
 ANGLE_RANGES: dict[str, tuple[float, float, float]] = {
     "small": (30.0, 30.0, 15.0),

@@ -30,7 +30,7 @@ def loop_index(k: int, n: int, mode: str = "pingpong") -> int:
         return k % n
     if mode != "pingpong":
         raise ValueError(f"unknown loop mode {mode!r}; choose one of {', '.join(LOOP_MODES)}")
-    from pcavs.infer.pose import pingpong_index  # here: pcavs.infer imports this package
+    from pcavs.infer.posesource import pingpong_index  # here: pcavs.infer imports this package
 
     return pingpong_index(k, n)
 

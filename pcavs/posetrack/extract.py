@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pcavs.eval.pose import head_pose_sequence
+from pcavs.eval.headpose import head_pose_sequence
 from pcavs.face import FaceAnalyzer, clip_crops, compose, crop_matrix, track_clip
 from pcavs.media import VideoWriter, probe_video, read_video_frames
 

@@ -10,7 +10,7 @@ key           shape, dtype    meaning
 ``matrix``    (T, 2, 3) f64   affine map from source-frame pixels to the ``crop_size`` crop
 ``align``     (T, 2, 3) f64   affine map from source-frame pixels to the official 224 alignment
                               frame (before the loader crop): crops of any size are made from it
-``angles``    (T, 3) f32      yaw, pitch, roll in degrees (:mod:`pcavs.eval.pose` convention:
+``angles``    (T, 3) f32      yaw, pitch, roll in degrees (:mod:`pcavs.eval.headpose` convention:
                               yaw > 0 turns to image left, pitch > 0 nods down, roll > 0 is a
                               clockwise tilt as seen in the image)
 ``score``     (T,) f32        detector confidence; NaN where the frame had no detection

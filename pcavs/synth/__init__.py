@@ -9,7 +9,7 @@ exact target video of a cross-reenactment::
 """
 
 from .face_model import FaceIdentity, sample_background, sample_identity
-from .pose import LIMITS, PoseTrack, sample_pose
+from .motion import LIMITS, PoseTrack, sample_pose
 from .render import Rendered, Renderer, render, render_iter, rotation_matrix
 from .speech import (
     MouthTrack,

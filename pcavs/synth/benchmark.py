@@ -28,7 +28,7 @@ from pcavs.face.align import align_face, clip_frame_matrices, compose, crop_matr
 from pcavs.media import images_to_tensor, tensor_to_images
 
 from .face_model import FaceIdentity, sample_background, sample_identity
-from .pose import LIMITS, PoseTrack, eval_angles, sample_pose
+from .motion import LIMITS, PoseTrack, eval_angles, sample_pose
 from .render import Rendered, Renderer, render
 from .speech import MouthTrack, mouth_track, speech_clip
 
@@ -64,7 +64,7 @@ class Case:
     pose_frames: np.ndarray  # (T,S,S,3) B speaking their own words
     target: np.ndarray  # (T,S,S,3) the truth: A with B's motion, saying C's words
     audio: np.ndarray  # C's speech, 16 kHz
-    pose: np.ndarray  # (T,3) yaw, pitch, roll of the target (degrees, pcavs.eval.pose convention)
+    pose: np.ndarray  # (T,3) yaw, pitch, roll of the target (degrees, pcavs.eval.headpose convention)
     mouth_open: np.ndarray  # (T,) of the target
     mouth_boxes: np.ndarray  # (T,4) x0,y0,x1,y1 of the target's mouth in crop pixels
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..fileio import atomic_write_text
 from ..media import VideoWriter
 from .face_model import sample_background, sample_identity
-from .pose import sample_pose
+from .motion import sample_pose
 from .render import render_iter
 from .speech import SAMPLE_RATE, Voice, have_espeak, random_voice, speech_clip
 

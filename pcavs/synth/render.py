@@ -26,7 +26,7 @@ from scipy.spatial import ConvexHull
 
 from .face_model import FaceIdentity
 from .geometry import HeadGeometry
-from .pose import PoseTrack
+from .motion import PoseTrack
 from .speech import MouthTrack, mouth_track, read_wav
 
 DISTANCE = 6.0  # camera to head centre, head units

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import pcavs
+from pcavs.config import ModelConfig
 from pcavs.face import FaceAnalyzer, align_face, alignment_matrix, invert_affine, transform_points
 
 __all__ = [
@@ -53,7 +54,7 @@ ASSETS = Path(pcavs.__file__).resolve().parent / "assets"
 DEFAULT_EXAMPLES_DIR = ASSETS / "demo"
 #: Bundled model, used when no ``--weights`` is given.
 DEFAULT_WEIGHTS = ASSETS / "weights" / "synthtalk-small"
-DEFAULT_MOUTH_WEIGHT = 1.2
+DEFAULT_MOUTH_WEIGHT = ModelConfig.mouth_weight  # the released demo's speech scale
 PREVIEW_HEIGHT = 320  # px of the preview panels
 KEEP_OUTPUTS = 4  # finished videos kept in the output folder (gradio serves its own copy)
 

@@ -9,7 +9,7 @@ import numpy as np
 
 FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "scale")
 #: The renderer's yaw, pitch and roll turn the head the opposite way from the project's convention
-#: (:mod:`pcavs.eval.pose`: yaw > 0 turns to image left, pitch > 0 nods down, roll > 0 is clockwise in
+#: (:mod:`pcavs.eval.headpose`: yaw > 0 turns to image left, pitch > 0 nods down, roll > 0 is clockwise in
 #: the image; measured: renderer +15 deg reads -25 / -5 / -15 there). Ground truth keeps the renderer's
 #: values (the sidecar JSON too); :func:`eval_angles` converts where they are compared with anything.
 EVAL_SIGN = -1.0
