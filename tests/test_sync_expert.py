@@ -119,3 +119,57 @@ def test_mouth_crops_scale_with_the_crop_size() -> None:
     for c in (img, small):
         m = mouth_crops(c[None])[0]
         assert m.shape == (32, 48) and m.min() > 190
+
+
+@pytest.mark.parametrize("command", ["evaluate", "report"])
+def test_offset_sign_is_stated_in_help_and_readme(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sign pinned by test_offset_sign_delaying_the_audio_gives_plus is the one the user reads."""
+    from pathlib import Path
+
+    from pcavs.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "+k means the sound comes k frames late (delay the audio 3 frames: +3)" in help_text
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert "an offset of `+k` means the mouth at frame `t` matches the sound at frame `t + k`: the sound " \
+        "comes `k` frames late" in readme and "Delay a video's audio by 3 frames and the offset is +3" in readme
+
+
+def test_wide_training_crops_hold_the_mouth_crop_and_the_plain_warp_returns_it() -> None:
+    """Training caches wide crops; their centre is exactly evaluate's mouth crop, and the unjittered
+    warp of a stack gives it back (so jitter is the only difference between training and evaluation)."""
+    from pcavs.eval.syncexpert import TrackerJitter, _stacks, _warp_stacks, central
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
+    wide = mouth_crops(crops, wide=True)
+    assert wide.shape == (6, 64, 96)
+    np.testing.assert_array_equal(central(wide), mouth_crops(crops))
+    stacks = _stacks(torch.from_numpy(wide), torch.arange(6))
+    gen = torch.Generator().manual_seed(0)
+    plain = _warp_stacks(stacks, gen, None)
+    assert torch.allclose(plain[:, 2], torch.from_numpy(central(wide)).float(), atol=1e-3)
+    moved = _warp_stacks(stacks, gen, TrackerJitter())
+    assert moved.shape == (6, 5, 32, 48) and (moved - plain).abs().mean() > 10  # the box really moves
+    # zoomed out to half size, the whole wide crop lands in the mouth crop
+    half = _warp_stacks(stacks, gen, TrackerJitter(zoom=(0.5, 0.5), shift=0, angle=0, frame_shift=0, frame_zoom=0))
+    want = torch.nn.functional.avg_pool2d(torch.from_numpy(wide).float()[:, None], 2)[:, 0]
+    assert (half[:, 2] - want).abs().mean() < 1.0
+
+
+def test_calibration_threshold_keeps_other_speech_out() -> None:
+    """The threshold is at least the 95th percentile of the no-answer curves (each clip's mouths
+    against every other clip's speech: n (n - 1) of them) and at least the lowest right confidence."""
+    from pcavs.eval.syncexpert import SyncExpert, calibrate
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    clips = [{"mouths": rng.integers(0, 256, (30, 32, 48), dtype=np.uint8),
+              "mel": melspectrogram(_noise_speech(1.2) * (i + 1)).numpy()} for i in range(3)]
+    threshold, rows = calibrate(SyncExpert(SyncExpertNet().eval(), 0.0), clips)
+    shifted, null = rows[:-1], rows[-1]
+    assert len(shifted) == 3 * 11 and [r[0] for r in shifted[:11]] == list(range(-5, 6))
+    assert null[0] == "other speech" and null[3] == 6
+    assert threshold >= null[2] - 1e-4 and threshold >= min(r[2] for r in shifted) - 1e-4
