@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps test test-slow test-ray test-ui test-live lint demo verify bench bench-scale train-synth clean
+.PHONY: install system-deps test test-slow test-ray test-ui test-live lint demo verify bench bench-scale train-synth train-synth-full clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ demo: install
 # the CPU recipe: SynthTalk data, then sync / identity / joint training of the small preset
 train-synth: install
 	bash scripts/train_synth.sh
+
+# train-synth plus a second joint pass (the built-in model's schedule); resumable, run it in the background
+train-synth-full: install
+	bash scripts/train_synth_full.sh
 
 bench: install
 	$(PY) benchmarks/inference.py
