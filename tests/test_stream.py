@@ -68,7 +68,9 @@ def test_a_different_seed_changes_the_frames(pipe: TalkingFacePipeline, demo: di
     a, b = (torch.stack([f.face for f in _run(TalkingFaceStream.open(
         pipe, DEMO / "identity.png", identity_landmarks=demo["landmarks"], options=GenerationOptions(seed=s),
         gain=rms_gain(wave), keep_faces=True), wave, 160)]) for s in (0, 1))
-    assert float((a - b).abs().max()) > 1e-3
+    # the built-in model's learned noise strengths are small (max |diff| 9.6e-4 between seeds 0 and 1), far
+    # above float noise (equal seeds give 0)
+    assert float((a - b).abs().max()) > 1e-4
 
 
 def test_algorithmic_latency_is_the_windows_lookahead() -> None:
