@@ -28,6 +28,7 @@ skdata = pytest.importorskip("skimage.data")
 
 from PIL import Image  # noqa: E402
 
+import pcavs.infer.inputs as inputs_mod  # noqa: E402
 import pcavs.infer.pipeline as pipeline_mod  # noqa: E402
 from pcavs.audio import mel_windows, melspectrogram, normalize_rms, num_video_frames  # noqa: E402
 from pcavs.checkpoint import save_weights  # noqa: E402
@@ -71,6 +72,7 @@ def _hog_only(monkeypatch: pytest.MonkeyPatch) -> None:
     # HOG finds the astronaut at once; without the CNN fallback a face-less frame costs ~0.1 s, not ~2 s
     fast = default_analyzer().with_options(use_cnn=False, upsample_levels=0)
     monkeypatch.setattr(pipeline_mod, "default_analyzer", lambda: fast)
+    monkeypatch.setattr(inputs_mod, "default_analyzer", lambda: fast)  # prepare_inputs' photo check
 
 
 @pytest.fixture(autouse=True)
