@@ -36,24 +36,17 @@ def test_sigkill_between_checkpoints_resumes_to_the_bit(data: Path, tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["sigterm", "sigkill", "sigkill-in-write"])
+@pytest.mark.parametrize("mode", rm.MODES)
 @pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
 def test_every_stage_and_way_of_dying(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
+    """One process and torchrun. torchrun-sigterm-rank: before every rank agreed on when to stop, the rank
+    that got SIGTERM waited in the checkpoint's barrier while rank 0 trained on, and the job hung."""
     _check(stage, mode, data, tmp_path)
 
 
 def test_torchrun_rank_killed_resumes_to_the_bit(data: Path, tmp_path: Path) -> None:
     """torchrun, 2 CPU ranks: SIGKILL on rank 1 between checkpoints, the same command again."""
     _check("joint", "torchrun-kill-rank", data, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["torchrun-kill-rank", "torchrun-sigterm", "torchrun-sigterm-rank"])
-@pytest.mark.parametrize("stage", ["joint", "sync", "identity", "landmarks"])
-def test_every_stage_under_torchrun(stage: str, mode: str, data: Path, tmp_path: Path) -> None:
-    """Also SIGTERM on one rank only: before every rank agreed on when to stop, rank 1 waited in the
-    checkpoint's barrier while rank 0 trained on, and the job hung."""
-    _check(stage, mode, data, tmp_path)
 
 
 def test_each_rank_resumes_its_own_rng_streams(tmp_path: Path) -> None:

@@ -167,15 +167,11 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The GenerationOptions fields from the parsed flags (flag name = field name, but for these)."""
     from .pipeline import GenerationOptions
 
-    renamed = {"progress": not args.quiet, "pose_edit": _pose_edit(args), "pose_face_index": None}
-    out = {}
-    for f in fields(GenerationOptions):
-        if f.name in renamed:
-            if renamed[f.name] is not None:
-                out[f.name] = renamed[f.name]
-        else:
-            out[f.name] = getattr(args, f.name)  # an AttributeError here: a new option without its flag
-    return out
+    derived = {"progress": not args.quiet, "pose_edit": _pose_edit(args)}
+    no_flag = {"pose_face_index"}  # the pose video's face keeps the library's default (--face-index: the photo's)
+    # an AttributeError here: a new option without its flag
+    return {f.name: derived[f.name] if f.name in derived else getattr(args, f.name)
+            for f in fields(GenerationOptions) if f.name not in no_flag}
 
 
 def _pose_edit(args: argparse.Namespace) -> Any:

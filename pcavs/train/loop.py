@@ -172,6 +172,14 @@ class Trainer:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._stop_requested = True
 
+    def _should_stop(self) -> bool:
+        """Whether a SIGTERM asks to stop now. It reaches torchrun's ranks at slightly different moments,
+        so they agree by a collective; that is one host sync, done only at logging steps (which sync
+        anyway) so that every rank checks at the same steps and a GPU is not stalled every step."""
+        if self.info.distributed and self.position.step % self.cfg.log_every:
+            return False
+        return any_rank(self._stop_requested, self.info)
+
     def run(self, max_steps_this_run: int | None = None, progress: bool = True) -> Position:
         """Train until ``cfg.steps`` (or ``max_steps_this_run`` more steps); resumes automatically."""
         cfg, info = self.cfg, self.info
@@ -194,8 +202,7 @@ class Trainer:
         batches = self.data(self.position)
         try:
             t0, seen = time.perf_counter(), 0
-            # SIGTERM reaches the ranks at slightly different moments: all stop after the same step
-            while self.position.step < stop and not any_rank(self._stop_requested, info):
+            while self.position.step < stop and not self._should_stop():
                 epoch, index, batch = next(batches)
                 batch = {k: v.to(info.device, non_blocking=True) for k, v in batch.items()}
                 logs, outputs = self.step(batch)

@@ -42,10 +42,6 @@ def _v_trunk(model: PCAVS) -> list[nn.Module]:
     return [r.conv1, r.bn1, *(m for name, m in r.named_children() if name.startswith("layer"))]
 
 
-def _landmarks_modules(model: PCAVS) -> list[nn.Module]:
-    return fan_trunk(model)
-
-
 def _sync_modules(model: PCAVS) -> list[nn.Module]:
     return [model.E.model, model.E.to_mouth, model.A_sync.model]
 
@@ -82,7 +78,7 @@ class StageSpec:
 
 
 STAGES: dict[str, StageSpec] = {
-    "landmarks": StageSpec("landmarks", _landmarks_modules, lambda m, c, d: LandmarkPhase(m, c.loss),
+    "landmarks": StageSpec("landmarks", fan_trunk, lambda m, c, d: LandmarkPhase(m, c.loss),
                            freezable_fan=False),
     "sync": StageSpec("sync", _sync_modules, lambda m, c, d: SyncPhase(m, c.loss)),
     "identity": StageSpec("identity", _identity_modules, lambda m, c, d: IdentityPhase(m, c.loss)),
