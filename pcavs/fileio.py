@@ -63,10 +63,12 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(path: str | os.PathLike[str], value: Any, indent: int | None = 1, sort_keys: bool = False) -> Path:
-    """Strict JSON (NaN as null), written atomically, ending with a newline."""
+def write_json(path: str | os.PathLike[str], value: Any, indent: int | None = 1, sort_keys: bool = False,
+               fsync: bool = False) -> Path:
+    """Strict JSON (NaN as null), written atomically, ending with a newline (``fsync``: see
+    :func:`atomic_write_text`)."""
     text = json.dumps(json_safe(value), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
-    return atomic_write_text(path, text)
+    return atomic_write_text(path, text, fsync=fsync)
 
 
 __all__ = ["atomic_path", "atomic_write_text", "json_safe", "write_json"]
