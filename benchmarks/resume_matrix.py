@@ -32,7 +32,7 @@ STEPS, EVERY, KILL_AT = 30, 10, 15
 
 
 def make_data(root: Path) -> Path:
-    from pcavs.data.dataset import write_synthetic_dataset
+    from pcavs.data.synthetic import write_synthetic_dataset
 
     data = root / "data"
     if not (data / "dataset.json").exists():

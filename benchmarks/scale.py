@@ -28,7 +28,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one torch thread a worker: the pool and Ray tasks use 1 too
 
-from pcavs.data.preprocess import PreprocessConfig, preprocess  # noqa: E402
+from pcavs.data.clips import PreprocessConfig  # noqa: E402
+from pcavs.data.preprocess import preprocess  # noqa: E402
 from pcavs.engine import EngineConfig  # noqa: E402
 from pcavs.infer.batch import run_batch  # noqa: E402
 from pcavs.infer.demo import DEMO_INPUTS, DEMO_WEIGHTS  # noqa: E402

@@ -14,15 +14,15 @@ import torch
 
 from pcavs.audio import mel_windows, melspectrogram
 from pcavs.data.augment import AugmentConfig
+from pcavs.data.clips import PreprocessConfig, discover_clips
 from pcavs.data.dataset import (
     ClipDataset,
     DataConfig,
     batches_per_epoch,
     infinite_batches,
     make_loader,
-    write_synthetic_dataset,
 )
-from pcavs.data.preprocess import PreprocessConfig, discover_clips, main, preprocess
+from pcavs.data.preprocess import main, preprocess
 from pcavs.data.shards import (
     ShardError,
     ShardWriter,
@@ -32,6 +32,7 @@ from pcavs.data.shards import (
     read_npy_rows,
     scan_shard,
 )
+from pcavs.data.synthetic import write_synthetic_dataset
 
 # ----------------------------------------------------------------------------------- shards
 
@@ -332,7 +333,6 @@ def test_index_without_sidecars(synth: Path, tmp_path: Path) -> None:
 
 def test_preprocess_synthtalk_with_exact_landmarks(tmp_path: Path) -> None:
     """SynthTalk clips are cropped from their sidecar's exact landmarks (no detector involved)."""
-    from pcavs.data.preprocess import PreprocessConfig, preprocess
     from pcavs.synth.dataset import write_dataset
 
     write_dataset(tmp_path / "raw", num_identities=1, clips_per_identity=1, seconds=1.6, size=96, progress=False)

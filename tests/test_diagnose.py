@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pcavs.config import preset
-from pcavs.data.dataset import write_synthetic_dataset
+from pcavs.data.synthetic import write_synthetic_dataset
 from pcavs.model import PCAVS
 from pcavs.train.diagnose import _batches, copy_l1, fit, probe, ridge_r2
 

@@ -91,7 +91,7 @@ def test_two_process_gloo_ddp(tmp_path):
     import sys
     from pathlib import Path
 
-    from pcavs.data.dataset import write_synthetic_dataset
+    from pcavs.data.synthetic import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "data", num_clips=8, frames=20, size=32)
     out = tmp_path / "run"
@@ -116,7 +116,7 @@ def test_loss_falls_on_one_clip(tmp_path):
     40 steps of a fresh discriminator make the curve noisy)."""
     import json
 
-    from pcavs.data.dataset import write_synthetic_dataset
+    from pcavs.data.synthetic import write_synthetic_dataset
 
     data = write_synthetic_dataset(tmp_path / "data", num_clips=2, frames=12, size=32, labels=1)
     cfg = train_preset("tiny-joint", [f"data.root={data}", f"out_dir={tmp_path / 'run'}", "steps=40", "log_every=1",
@@ -266,7 +266,7 @@ def test_linear_lr_decay_over_the_last_steps(tmp_path):
 def test_resume_mid_epoch_on_real_loader_is_exact(tmp_path):
     """Issue 24: the DataLoader drew its base seed from the global torch RNG when a resumed run restarted
     mid-epoch, shifting every later random draw; with the real data path the resumed weights must match."""
-    from pcavs.data.dataset import write_synthetic_dataset
+    from pcavs.data.synthetic import write_synthetic_dataset
     from pcavs.train.data import batch_source
     from pcavs.train.distributed import DistInfo
 

@@ -27,40 +27,27 @@ loader equals batch ``n + j`` of the uninterrupted one. :func:`infinite_batches`
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from pcavs.audio import DEFAULT_AUDIO, mel_windows, rows_for_frames, window_rows_of
+from pcavs.audio import DEFAULT_AUDIO, mel_windows, window_rows_of
 from pcavs.config import ConfigError
 from pcavs.data.augment import AugmentConfig, augment_nonidentity
 from pcavs.data.batch import Batch
-from pcavs.data.preprocess import CROP_NAME, FORMAT_VERSION
-from pcavs.data.shards import NpyMember, ShardError, open_url, read_member, read_npy_header, read_npy_rows, scan_shard
+from pcavs.data.index import ClipInfo, load_index
+from pcavs.data.shards import NpyMember, ShardError, open_url, read_npy_header, read_npy_rows
 from pcavs.media import images_to_tensor
 
-__all__ = [
-    "ClipDataset",
-    "ClipInfo",
-    "DataConfig",
-    "batches_per_epoch",
-    "infinite_batches",
-    "load_index",
-    "make_loader",
-    "write_synthetic_dataset",
-]
+__all__ = ["ClipDataset", "DataConfig", "batches_per_epoch", "infinite_batches", "make_loader"]
 
 EDGE_MARGIN = 2  # window starts keep 2 frames from the clip ends when possible: mel windows stay inside the audio
 
@@ -88,99 +75,6 @@ class DataConfig:
             raise ConfigError("shift_negatives, min_ref_distance and shuffle_buffer must be >= 0, min_shift >= 1")
         if self.image_size is not None and self.image_size < 8:
             raise ConfigError(f"image_size must be >= 8, got {self.image_size}")
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    """One clip of the index: where its members are and what it is."""
-
-    shard: str  # path or URL of the tar
-    key: str
-    num_frames: int
-    label: int
-    members: dict[str, tuple[int, int]]  # ext -> (data offset, size) in the tar
-    split: str | None = None
-
-
-def _join(root: str, rel: str) -> str:
-    return f"{root.rstrip('/')}/{rel}" if "://" in root else str(Path(root) / rel)
-
-
-def _read_json(url: str) -> Any:
-    try:
-        with open_url(url) as f:
-            return json.loads(f.read().decode("utf-8"))
-    except (ShardError, FileNotFoundError) as e:
-        raise ShardError(f"{url}: not found ({e}); run `pcavs preprocess SRC DST` first and pass DST as root") from None
-    except ValueError as e:
-        raise ShardError(f"{url}: not valid JSON ({e}); rerun preprocessing") from None
-
-
-def _shard_size(url: str) -> int | None:
-    try:
-        return os.path.getsize(url)
-    except OSError:
-        return None  # remote: trust the sidecar
-
-
-def _shard_clips(root: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
-    tar = _join(root, entry["path"])
-    side_rel = entry.get("index") or entry["path"][: -len(".tar")] + ".json"
-    try:
-        side = _read_json(_join(root, side_rel))
-        size = _shard_size(tar)
-        if size is None or side.get("bytes") == size:
-            return side["clips"]
-    except (ShardError, KeyError):
-        pass
-    # No usable sidecar (shards from another tool, or copied without it): read the tar itself.
-    members = scan_shard(tar)
-    clips = []
-    with open_url(tar) as f:
-        for key, m in members.items():
-            meta = json.loads(read_member(f, *m["json"]))
-            clips.append({"key": key, "label": meta["label"], "num_frames": meta["num_frames"],
-                          "split": meta.get("split"), "members": m})
-    return clips
-
-
-def check_format(meta: dict[str, Any], root: str) -> None:
-    """Refuse shards made with another crop or format: a model trained on them would not match inference."""
-    version, crop = meta.get("version"), meta.get("crop")
-    if version != FORMAT_VERSION or crop != CROP_NAME:
-        raise ShardError(
-            f"{root}: made with crop {crop!r} (format version {version}); this pcavs reads {CROP_NAME!r} "
-            f"(version {FORMAT_VERSION}), the crop inference uses; rerun `pcavs preprocess SRC {root}` "
-            "into an empty folder"
-        )
-    # shards made before dataset.json recorded it used the official constants, which never changed
-    audio = meta.get("audio", dataclasses.asdict(DEFAULT_AUDIO))
-    changed = sorted(k for k, v in dataclasses.asdict(DEFAULT_AUDIO).items() if audio.get(k) != v)
-    if changed:
-        raise ShardError(
-            f"{root}: its mel rows were made with another audio front-end ({', '.join(changed)} differ from "
-            "this pcavs's AudioConfig), so frames would be paired with the wrong speech; rerun "
-            f"`pcavs preprocess SRC {root}` into an empty folder"
-        )
-
-
-def load_index(root: str | os.PathLike[str], split: str | None = None) -> tuple[dict[str, Any], list[ClipInfo]]:
-    """``(dataset.json, clips in dataset order)``; the clip index used in samples is the list position."""
-    root_s = os.fspath(root)
-    meta = _read_json(_join(root_s, "dataset.json"))
-    check_format(meta, root_s)
-    labels = {name: i for i, name in enumerate(meta["labels"])}
-    clips = []
-    for entry in meta["shards"]:
-        if not entry.get("clips"):
-            continue
-        for c in _shard_clips(root_s, entry):
-            if split is not None and c.get("split") != split:
-                continue
-            members = {ext: (int(v[0]), int(v[1])) for ext, v in c["members"].items()}
-            clips.append(ClipInfo(_join(root_s, entry["path"]), c["key"], int(c["num_frames"]), labels[c["label"]],
-                                  members, c.get("split")))
-    return meta, clips
 
 
 def _rng(*words: int) -> np.random.Generator:
@@ -383,7 +277,7 @@ class ClipDataset(IterableDataset):
             "reference": self._images(reader.rows(clip, "frames.npy", ref, ref + 1))[0],
             "mel": self._windows(reader, clip, start),
             "mel_shifted": torch.stack([self._windows(reader, clip, s) for s in shifts], 1) if shifts
-            else torch.zeros(k, 0, 1, 80, 20),
+            else torch.zeros(k, 0, 1, DEFAULT_AUDIO.n_mels, DEFAULT_AUDIO.window_rows),
             "label": torch.tensor(clip.label, dtype=torch.int64),
             "clip": torch.tensor(clip_idx, dtype=torch.int64),
             "frame": torch.arange(start, start + k, dtype=torch.int64),
@@ -440,49 +334,3 @@ def infinite_batches(cfg: DataConfig, batch_size: int, rank: int = 0, world_size
         for i, batch in enumerate(loader, start=skip):
             yield epoch, i, batch
         epoch, skip = epoch + 1, 0
-
-
-# ---------------------------------------------------------------------------------- synthetic data
-def write_synthetic_dataset(dst: str | os.PathLike[str], num_clips: int = 8, frames: int = 20, size: int = 32,
-                            labels: int | Sequence[str] = 2, clips_per_shard: int = 4, seed: int = 0,
-                            landmarks: bool = True) -> Path:
-    """Write a small dataset in the preprocess format without videos or face detection (for tests).
-
-    Clip ``i`` has label ``i % len(labels)``; frame ``f`` shows a clip-coloured background with a
-    bright square whose position encodes ``f``; mel row ``r`` is ``0.5 + 0.4*sin(r/7 + i + band/9)``.
-    """
-    from pcavs.data.preprocess import FPS, SAMPLE_RATE, write_dataset_json, write_shard
-
-    dst_p = Path(dst)
-    (dst_p / "shards").mkdir(parents=True, exist_ok=True)
-    names = [f"label{i:02d}" for i in range(labels)] if isinstance(labels, int) else list(labels)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    base_lm = rng.uniform(0.25 * size, 0.75 * size, (68, 2))
-    sidecars = []
-    header = {"settings": {"size": size, "synthetic": True}, "layout": "synthetic", "label_kind": "identity"}
-    for s0 in range(0, num_clips, clips_per_shard):
-        samples = []
-        for i in range(s0, min(s0 + clips_per_shard, num_clips)):
-            colour = rng.integers(40, 200, 3)
-            img = np.broadcast_to(colour, (frames, size, size, 3)).copy()
-            img += rng.integers(0, 30, (1, size, size, 1))  # fixed per-clip texture
-            side = max(2, size // 6)
-            for f in range(frames):
-                y0, x0 = (3 * f) % (size - side), (5 * f + 7 * i) % (size - side)
-                img[f, y0 : y0 + side, x0 : x0 + side] = 250
-            rows = rows_for_frames(frames)
-            mel = 0.5 + 0.4 * np.sin(np.arange(rows)[:, None] / 7.0 + i + np.arange(80)[None] / 9.0)
-            key, label = f"synth__{i:05d}", names[i % len(names)]
-            meta = {"key": key, "label": label, "label_kind": "identity", "source": f"synthetic/{i:05d}.mp4",
-                    "num_frames": frames, "fps": FPS, "size": size, "sample_rate": SAMPLE_RATE, "mel_rows": rows}
-            fields: dict[str, Any] = {"frames.npy": img.astype(np.uint8), "mel.npy": mel.astype(np.float32)}
-            if landmarks:
-                drift = np.arange(frames)[:, None, None] * np.array([0.1, -0.05])
-                fields["landmarks.npy"] = (base_lm[None] + drift).astype(np.float16)
-            fields["json"] = meta
-            samples.append((key, fields, {"key": key, "source": meta["source"], "label": label, "num_frames": frames}))
-        sidecars.append(write_shard(dst_p, s0 // clips_per_shard, samples, [], header))
-    write_dataset_json(dst_p, sidecars, {"layout": "synthetic", "label_kind": "identity", "size": size,
-                                         "keep_audio": False, "settings": header["settings"]})
-    return dst_p
