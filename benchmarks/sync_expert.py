@@ -31,15 +31,8 @@ import numpy as np
 from pcavs.eval.common import EvalOptions
 from pcavs.eval.scan import analysed_frames
 from pcavs.eval.sync import measure_sync
-from pcavs.eval.syncexpert import (
-    BUILTIN_SYNC_EXPERT,
-    MOUTH_BOX,
-    MOUTH_H,
-    MOUTH_W,
-    _delay,
-    load_sync_expert,
-    mouth_crops,
-)
+from pcavs.eval.syncexpert import BUILTIN_SYNC_EXPERT, MOUTH_BOX, MOUTH_H, MOUTH_W, load_sync_expert, mouth_crops
+from pcavs.eval.syncexpert_train import delay_audio
 from pcavs.eval.tracking import track_video
 from pcavs.fileio import atomic_path, atomic_write_text, write_json
 from pcavs.media import read_audio
@@ -71,7 +64,7 @@ def measure_video(expert, video: Path, shifts: list[int], options: EvalOptions) 
     wave = read_audio(str(video))
     rows = []
     for k in shifts:
-        res = measure_sync(expert, _delay(wave, k), visual, options.max_shift)[0]
+        res = measure_sync(expert, delay_audio(wave, k), visual, options.max_shift)[0]
         rows.append({"video": video.name, "true": k, "best_shift": res.offset,
                      "offset": res.offset if res.reliable else None, "confidence": round(res.confidence, 4),
                      "reliable": res.reliable, "faces": faces, "frames": frames})
@@ -129,10 +122,10 @@ def astronaut(expert, out: Path, options: EvalOptions) -> list[dict]:
 
 def calibrate_on_videos(expert_dir: str, out: Path, seed: int, clips: int, options: EvalOptions) -> float:
     """Calibrate the expert's threshold on held-out clips measured as ``evaluate`` measures them (encoded
-    video, face tracker, aligned crops), with :func:`pcavs.eval.syncexpert.calibrate`'s rule; written
+    video, face tracker, aligned crops), with :func:`pcavs.eval.syncexpert_train.calibrate`'s rule; written
     into the expert's config.json."""
     from pcavs.audio import melspectrogram
-    from pcavs.eval.syncexpert import calibrate
+    from pcavs.eval.syncexpert_train import calibrate
     from pcavs.synth.dataset import clip_done, plan_clips, write_clip
 
     expert = load_sync_expert(expert_dir)

@@ -147,7 +147,7 @@ COMMANDS: tuple[tuple[str, str, str, str, str], ...] = (
     ("synth", "render SynthTalk talking-head videos with exact ground truth",
      "pcavs.synth.cli", "add_arguments", "run"),
     ("train-sync", "train the SynthTalk lip-sync expert that evaluate and report measure sync with",
-     "pcavs.eval.syncexpert", "add_arguments", "run"),
+     "pcavs.eval.syncexpert_train", "add_arguments", "run"),
 )
 
 

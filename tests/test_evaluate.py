@@ -1,4 +1,5 @@
-"""Tests for pcavs.eval.{evaluate,sync,report,benchmark,cli}: known answers, SyncNet loading, CLI round trips.
+"""Tests for pcavs.eval.{evaluate,sync,syncnet,quality,report,benchmark,cli}: known answers, SyncNet
+loading, CLI round trips.
 
 Fixtures are made at test time: the astronaut photo (scikit-image) moved and rotated a little per frame
 to make short "talking" videos, speech from espeak-ng (a voiced synthetic signal when it is missing),
@@ -44,18 +45,10 @@ from pcavs.eval.evaluate import (  # noqa: E402
     pose_scores,
 )
 from pcavs.eval.pairs import load_pairs, resolve_pairs  # noqa: E402
-from pcavs.eval.report import Flag, ReportOptions, VideoAnalysis, analyze_video, quality_flags, write_report  # noqa: E402
-from pcavs.eval.sync import (  # noqa: E402
-    SyncNet,
-    SyncNetError,
-    SyncResult,
-    audio_features,
-    contrastive_sync,
-    load_syncnet,
-    lse_from_features,
-    mfcc,
-    sliding_sync,
-)
+from pcavs.eval.quality import Flag, ReportOptions, VideoAnalysis, analyze_video, quality_flags  # noqa: E402
+from pcavs.eval.report import write_report  # noqa: E402
+from pcavs.eval.sync import SyncResult, audio_features, contrastive_sync, sliding_sync  # noqa: E402
+from pcavs.eval.syncnet import SyncNet, SyncNetError, load_syncnet, lse_from_features, mfcc  # noqa: E402
 from pcavs.face import default_analyzer  # noqa: E402
 from pcavs.media import VideoWriter, read_audio  # noqa: E402
 from pcavs.model import PCAVS  # noqa: E402

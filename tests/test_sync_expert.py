@@ -12,15 +12,8 @@ from pcavs.audio import mel_windows, melspectrogram
 from pcavs.checkpoint import CheckpointError
 from pcavs.eval.evaluate import VideoScores, format_table
 from pcavs.eval.sync import measure_sync
-from pcavs.eval.syncexpert import (
-    BUILTIN_SYNC_EXPERT,
-    SyncExpertNet,
-    _delay,
-    load_sync_expert,
-    mouth_crops,
-    render_training_clip,
-    save_sync_expert,
-)
+from pcavs.eval.syncexpert import BUILTIN_SYNC_EXPERT, SyncExpertNet, load_sync_expert, mouth_crops, save_sync_expert
+from pcavs.eval.syncexpert_train import delay_audio, render_training_clip
 
 
 class _MelExpert:
@@ -48,16 +41,16 @@ def test_offset_sign_delaying_the_audio_gives_plus(k: int) -> None:
     wave = _noise_speech()
     expert = _MelExpert()
     visual = expert.audio_features(wave, 75)  # the picture follows the original sound
-    res = measure_sync(expert, _delay(wave, k), visual, 8)[0]
+    res = measure_sync(expert, delay_audio(wave, k), visual, 8)[0]
     assert res.offset == k
     assert res.reliable
 
 
 def test_delay_moves_samples() -> None:
     w = np.arange(1, 2001, dtype=np.float32)
-    d = _delay(w, 1)  # 1 frame = 640 samples at 16 kHz, 25 fps
+    d = delay_audio(w, 1)  # 1 frame = 640 samples at 16 kHz, 25 fps
     assert d.shape == w.shape and (d[:640] == 0).all() and d[640] == 1
-    a = _delay(w, -1)
+    a = delay_audio(w, -1)
     assert a[0] == 641 and (a[-640:] == 0).all()
 
 
@@ -67,7 +60,7 @@ def test_shipped_expert_finds_a_known_shift_on_unseen_synthtalk() -> None:
     mouths, audio = render_training_clip(9501, 0, seconds=3.0)
     visual = mouths.reshape(len(mouths), -1).astype(np.float64)
     for k in (3, -3):
-        res = measure_sync(expert, _delay(audio, k), visual, 15)[0]
+        res = measure_sync(expert, delay_audio(audio, k), visual, 15)[0]
         assert (res.offset, res.reliable) == (k, True), (k, res.offset, res.confidence)
     # the same mouths against another clip's speech: far less confident than the right speech
     _, other = render_training_clip(9501, 1, seconds=3.0)
@@ -140,21 +133,22 @@ def test_offset_sign_is_stated_in_help_and_readme(command: str, capsys: pytest.C
 def test_wide_training_crops_hold_the_mouth_crop_and_the_plain_warp_returns_it() -> None:
     """Training caches wide crops; their centre is exactly evaluate's mouth crop, and the unjittered
     warp of a stack gives it back (so jitter is the only difference between training and evaluation)."""
-    from pcavs.eval.syncexpert import TrackerJitter, _stacks, _warp_stacks, central
+    from pcavs.eval.syncexpert import central, mouth_stacks
+    from pcavs.eval.syncexpert_train import TrackerJitter, warp_stacks
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (6, 224, 224, 3), dtype=np.uint8)
     wide = mouth_crops(crops, wide=True)
     assert wide.shape == (6, 64, 96)
     np.testing.assert_array_equal(central(wide), mouth_crops(crops))
-    stacks = _stacks(torch.from_numpy(wide), torch.arange(6))
+    stacks = mouth_stacks(torch.from_numpy(wide), torch.arange(6))
     gen = torch.Generator().manual_seed(0)
-    plain = _warp_stacks(stacks, gen, None)
+    plain = warp_stacks(stacks, gen, None)
     assert torch.allclose(plain[:, 2], torch.from_numpy(central(wide)).float(), atol=1e-3)
-    moved = _warp_stacks(stacks, gen, TrackerJitter())
+    moved = warp_stacks(stacks, gen, TrackerJitter())
     assert moved.shape == (6, 5, 32, 48) and (moved - plain).abs().mean() > 10  # the box really moves
     # zoomed out to half size, the whole wide crop lands in the mouth crop
-    half = _warp_stacks(stacks, gen, TrackerJitter(zoom=(0.5, 0.5), shift=0, angle=0, frame_shift=0, frame_zoom=0))
+    half = warp_stacks(stacks, gen, TrackerJitter(zoom=(0.5, 0.5), shift=0, angle=0, frame_shift=0, frame_zoom=0))
     want = torch.nn.functional.avg_pool2d(torch.from_numpy(wide).float()[:, None], 2)[:, 0]
     assert (half[:, 2] - want).abs().mean() < 1.0
 
@@ -162,7 +156,8 @@ def test_wide_training_crops_hold_the_mouth_crop_and_the_plain_warp_returns_it()
 def test_calibration_threshold_keeps_other_speech_out() -> None:
     """The threshold is at least the 95th percentile of the no-answer curves (each clip's mouths
     against every other clip's speech: n (n - 1) of them) and at least the lowest right confidence."""
-    from pcavs.eval.syncexpert import SyncExpert, calibrate
+    from pcavs.eval.syncexpert import SyncExpert
+    from pcavs.eval.syncexpert_train import calibrate
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -45,7 +45,8 @@ from pcavs.eval.evaluate import (
     evaluate_video,
     format_table,
 )
-from pcavs.eval.sync import ContrastiveSync, SyncNetScorer
+from pcavs.eval.sync import ContrastiveSync
+from pcavs.eval.syncnet import SyncNetScorer
 from pcavs.face import FaceAnalyzer, FaceNotFoundError
 from pcavs.fileio import atomic_write_text, write_json
 from pcavs.media import MediaError, read_video_frames

@@ -61,7 +61,8 @@ def _options(args: argparse.Namespace, **extra: Any) -> Any:
 
 def _sync_models(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(device, ContrastiveSync or None, SyncNetScorer or None); the SyncNet file is checked first (cheap)."""
-    from pcavs.eval.sync import ContrastiveSync, SyncNetScorer
+    from pcavs.eval.sync import ContrastiveSync
+    from pcavs.eval.syncnet import SyncNetScorer
     from pcavs.infer.pipeline import resolve_device
 
     device = resolve_device(args.device)
@@ -198,7 +199,8 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from pcavs.eval.evaluate import EvaluationError
-    from pcavs.eval.report import ReportOptions, make_report
+    from pcavs.eval.quality import ReportOptions
+    from pcavs.eval.report import make_report
 
     _check_positive(args)
     if args.sync_window < 1 or not 0 < args.blur_ratio < 1:
@@ -247,7 +249,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
     _check_positive(args)
     from pcavs.engine import engine_config_from_args
-    from pcavs.eval.sync import SyncNetScorer
+    from pcavs.eval.syncnet import SyncNetScorer
     from pcavs.infer.pipeline import resolve_device
 
     engine = engine_config_from_args(args, workers=args.workers)

@@ -10,12 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from pcavs.errors import UserError
-from pcavs.eval.sync import (
-    MAX_SHIFT,
-)
 from pcavs.media import require_file
 
 CROP_SIZE = 224
+MAX_SHIFT = 15  # sync offsets searched, frames either way, as SyncNet evaluations use (Wav2Lip's vshift=15)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 

@@ -22,8 +22,8 @@ photo) :func:`evaluate_video` returns every metric of the paper's Table 1 plus s
                     compared in the same 224 frame while per-frame head motion, roll included, is kept.
 ``sync_offset``,    the PC-AVS contrastive sync (:mod:`pcavs.eval.sync`), with ``--weights``.
 ``sync_confidence``
-``lse_d``, ``lse_c``, SyncNet's LSE metrics and its AV offset (official sign), with ``--syncnet``.
-``syncnet_offset``
+``lse_d``, ``lse_c``, SyncNet's LSE metrics and its AV offset (official sign), with ``--syncnet``
+``syncnet_offset``  (:mod:`pcavs.eval.syncnet`).
 ==================  =====================================================================================
 
 How faces are found: every video is tracked with :class:`pcavs.face.FaceTracker` (HOG detection in a
@@ -59,14 +59,9 @@ from pcavs.eval.common import (
 )
 from pcavs.eval.metrics import csim
 from pcavs.eval.scan import FrameSeries, scan_video
-from pcavs.eval.scores import VideoScores, _nanmean, aggregate, format_table
-from pcavs.eval.sync import (
-    ContrastiveSync,
-    LSEResult,
-    SyncNetScorer,
-    SyncResult,
-    measure_sync,
-)
+from pcavs.eval.scores import VideoScores, aggregate, format_table, nanmean_or_none
+from pcavs.eval.sync import ContrastiveSync, SyncResult, measure_sync
+from pcavs.eval.syncnet import LSEResult, SyncNetScorer
 from pcavs.eval.tracking import (
     FaceTrack,
     analyzer_for,
@@ -208,9 +203,9 @@ def evaluate_video(
     if ref is not None and series.ssim is not None:
         n = len(series.ssim)
         scores.frames_compared = n
-        scores.ssim = _nanmean(series.ssim)
-        scores.psnr = _nanmean(np.minimum(series.psnr, options.psnr_cap)) if series.psnr is not None else None
-    scores.cpbd = _nanmean(series.cpbd)
+        scores.ssim = nanmean_or_none(series.ssim)
+        scores.psnr = nanmean_or_none(np.minimum(series.psnr, options.psnr_cap)) if series.psnr is not None else None
+    scores.cpbd = nanmean_or_none(series.cpbd)
 
     # --- landmarks
     if ref is not None:
@@ -223,7 +218,7 @@ def evaluate_video(
     if id_emb is not None and options.embeddings:
         found = np.isfinite(series.embeddings).all(axis=1)
         if found.any():
-            scores.csim = _nanmean(np.atleast_1d(csim(series.embeddings[found], id_emb)))
+            scores.csim = nanmean_or_none(np.atleast_1d(csim(series.embeddings[found], id_emb)))
         else:
             notes.append("no face detected in the generated video; CSIM not measured")
 

@@ -11,10 +11,8 @@ from typing import Any
 from pcavs.eval.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, EvalOptions, EvaluationError, check_file
 from pcavs.eval.evaluate import evaluate_video
 from pcavs.eval.scores import VideoScores
-from pcavs.eval.sync import (
-    ContrastiveSync,
-    SyncNetScorer,
-)
+from pcavs.eval.sync import ContrastiveSync
+from pcavs.eval.syncnet import SyncNetScorer
 from pcavs.face import (
     FaceAnalyzer,
     FaceNotFoundError,

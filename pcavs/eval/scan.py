@@ -12,13 +12,8 @@ from PIL import Image
 from pcavs.eval.common import CROP_SIZE, EvalOptions, FrameSource
 from pcavs.eval.cpbd import cpbd as cpbd_score
 from pcavs.eval.ssim import psnr_batch, ssim_batch
-from pcavs.eval.sync import (
-    ContrastiveSync,
-    SyncNetScorer,
-    _smoothed_box_params,
-    syncnet_boxes,
-    syncnet_crop,
-)
+from pcavs.eval.sync import ContrastiveSync
+from pcavs.eval.syncnet import SyncNetScorer, smoothed_box_params, syncnet_boxes, syncnet_crop
 from pcavs.eval.tracking import FaceTrack, analyzer_for, iter_frames, resize_square
 from pcavs.face import (
     FaceAnalyzer,
@@ -102,7 +97,7 @@ def scan_video(
     if syncnet is not None:
         syncnet.reset()
         if np.isfinite(track.landmarks).all():
-            box_params = _smoothed_box_params(syncnet_boxes(track.landmarks))
+            box_params = smoothed_box_params(syncnet_boxes(track.landmarks))
     ref_iter = analysed_frames(reference[0], reference[1], options.fps) if reference is not None else None
     ref_track = reference[1] if reference is not None else None
     batch: list[np.ndarray] = []

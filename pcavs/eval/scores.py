@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from pcavs.eval.common import METRICS
+from pcavs.fileio import json_safe
 
 
 @dataclass
@@ -50,18 +51,12 @@ class VideoScores:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: NaN and infinities become None."""
-        out: dict[str, Any] = {}
-        for k, v in self.__dict__.items():
-            if isinstance(v, float | np.floating):
-                v = float(v) if math.isfinite(v) else None
-            elif isinstance(v, np.integer):
-                v = int(v)
-            out[k] = v
-        return out
+        """JSON-ready: NaN and infinities become None, numpy numbers Python ones."""
+        return json_safe(dict(self.__dict__))
 
 
-def _nanmean(x: np.ndarray) -> float | None:
+def nanmean_or_none(x: np.ndarray) -> float | None:
+    """Mean of the finite values; None when there are none."""
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else None
