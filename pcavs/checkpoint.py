@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from pcavs.config import ModelConfig, from_dict, preset, to_dict
 from pcavs.errors import UserError
-from pcavs.fileio import atomic_path
+from pcavs.fileio import atomic_path, atomic_write_text
 from pcavs.model import INFERENCE_NETWORKS, PCAVS
 
 FORMAT = "pcavs-weights"
@@ -106,7 +106,8 @@ def export_official(model: PCAVS, folder: str | Path) -> list[Path]:
     for name in INFERENCE_NETWORKS:
         state = {k: v.detach().cpu().contiguous() for k, v in getattr(model, name).state_dict().items()}
         path = official_file(folder, name)
-        _atomic(path, lambda tmp, s=state: torch.save(s, tmp))
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
         written.append(path)
     return written
 
@@ -126,8 +127,9 @@ def save_weights(
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "preset": model.cfg.name, "model": to_dict(model.cfg)}
     if extra:
         meta.update(extra)
-    _atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT}))
-    _atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2) + "\n"))
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    atomic_write_text(folder / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return folder
 
 
@@ -203,9 +205,3 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", with_discri
 def convert_official(src: str | Path, dst: str | Path) -> Path:
     """Official folder -> our format, checked strictly on the way in."""
     return save_weights(load_official(src), dst, extra={"converted_from": str(Path(src).resolve())})
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: no partial files."""
-    with atomic_path(path) as tmp:
-        write(str(tmp))
