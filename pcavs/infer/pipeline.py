@@ -44,19 +44,11 @@ import torch
 from tqdm import tqdm
 
 from pcavs.audio import DEFAULT_AUDIO
-from pcavs.checkpoint import (
-    CheckpointError,
-    load_model,
-)
+from pcavs.checkpoint import CheckpointError, load_model
 from pcavs.device import resolve_device
 from pcavs.face import FaceAnalyzer, default_analyzer, paste_back
 from pcavs.face.paste import fit_paste_back
-from pcavs.media import (
-    VideoWriter,
-    images_to_tensor,
-    read_video_frames,
-    tensor_to_images,
-)
+from pcavs.media import VideoWriter, images_to_tensor, read_video_frames, tensor_to_images
 from pcavs.model import PCAVS, IdentityCode, generator_chunk
 from pcavs.posetrack import (
     DEFAULT_LOOP,
@@ -93,37 +85,12 @@ from .options import (
     PoseSource,
 )
 from .posesource import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
-from .sources import (
-    InputError,
-    InputWarning,
-    speech_features,
-    speech_windows,
-    timing_error_ms,
-)
+from .sources import InputError, InputWarning, speech_features, speech_windows, timing_error_ms
 
-__all__ = [
-    "POSE_MODES",
-    "STAGES",
-    "InputError",
-    "InputWarning",
-    "GenerationInputs",
-    "GenerationOptions",
-    "GenerationResult",
-    "TalkingFacePipeline",
-    "align_identity",
-    "check_weights",
-    "generate_video",
-    "prepare_inputs",
-    "resolve_device",
-    "resolve_pose_mode",
-    "USER_ERRORS",
-    "DETECTORS",
-    "MOUTH_WEIGHT_RANGE",
-    "NOISE_MODES",
-    "PRECISIONS",
-    "identity_face",
-    "check_output",
-]
+__all__ = ["POSE_MODES", "STAGES", "InputError", "InputWarning", "GenerationInputs", "GenerationOptions",
+           "GenerationResult", "TalkingFacePipeline", "align_identity", "check_weights", "generate_video",
+           "prepare_inputs", "resolve_device", "resolve_pose_mode", "USER_ERRORS", "DETECTORS", "MOUTH_WEIGHT_RANGE",
+           "NOISE_MODES", "PRECISIONS", "identity_face", "check_output"]
 
 
 # --------------------------------------------------------------------------------------- pipeline
@@ -135,7 +102,6 @@ StageHook = Callable[[str], None]
 
 def _no_stage(name: str) -> None:
     pass
-
 
 
 def batch_bounds(num_frames: int, batch_size: int) -> list[tuple[int, int]]:
@@ -420,18 +386,11 @@ def generate_video(
     output: str | os.PathLike[str],
     *,
     weights: str | os.PathLike[str] | PCAVS,
-    pose: PoseSource | None = None,
-    pose_mode: str | None = None,
     device: str | torch.device = "auto",
-    fps: int = 25,
-    face_index: int = 0,
-    identity_landmarks: np.ndarray | None = None,
-    pose_landmarks: Sequence[np.ndarray] | None = None,
-    on_stage: StageHook | None = None,
-    **options: Any,
+    **kwargs: Any,
 ) -> GenerationResult:
-    """One call: :meth:`TalkingFacePipeline.generate` on a pipeline made for it (the device and weights
-    folder checked first, the weights loaded after the inputs). ``options``: :class:`GenerationOptions`."""
-    return TalkingFacePipeline(weights, device).generate(
-        identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
-        identity_landmarks=identity_landmarks, pose_landmarks=pose_landmarks, on_stage=on_stage, **options)
+    """One call: ``TalkingFacePipeline(weights, device).generate(identity, audio, output=output, **kwargs)``,
+    the device and weights folder checked first and the weights loaded after the inputs. ``kwargs``: the
+    keywords of :meth:`TalkingFacePipeline.generate` (``pose``, ``pose_mode``, ``fps``, ``face_index``,
+    landmarks, ``on_stage``) and the fields of :class:`GenerationOptions`."""
+    return TalkingFacePipeline(weights, device).generate(identity, audio, output=output, **kwargs)
