@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,13 @@ gr = pytest.importorskip("gradio")
 
 from pcavs.checkpoint import save_weights  # noqa: E402
 from pcavs.config import preset  # noqa: E402
+from pcavs.infer.pipeline import TalkingFacePipeline  # noqa: E402
 from pcavs.media import VideoWriter, probe_output, read_audio  # noqa: E402
 from pcavs.model import PCAVS  # noqa: E402
 from pcavs.ui import cli as ui_cli  # noqa: E402
-from pcavs.ui.app import PREVIEW_HEIGHT, UIBackend, build_app, example_rows  # noqa: E402
+from pcavs.ui.app import build_app, example_rows  # noqa: E402
+from pcavs.ui.backend import UIBackend  # noqa: E402
+from pcavs.ui.preview import PREVIEW_HEIGHT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 E2E_SCRIPT = ROOT / "tests" / "ui" / "ui_e2e.mjs"
@@ -91,7 +95,13 @@ def test_build_app(assets: dict[str, Path]) -> None:
     assert fns["preview"].concurrency_id != "generate"  # a preview does not wait for a generation
     assert "load_example" in fns
     assert not demo.pcavs_backend.loaded  # the model is loaded on the first generation, not at start
-    assert example_rows(assets["examples"])[0][3].endswith("pose.mp4")
+    row = example_rows(assets["examples"])[0]
+    assert row[3].endswith("pose.mp4")
+    # the controls start where the example row (and so pcavs generate's defaults) put them
+    values = {b.elem_id: b.value for b in demo.blocks.values() if getattr(b, "elem_id", None) and hasattr(b, "value")}
+    ids = ["paste-back", "mouth-weight", "pose-amplitude", "pose-loop", "pose-smooth", "pose-mirror", "pose-start"]
+    assert [values[i] for i in ids] == row[5:]
+    assert values["pose-mode"] == "still"
 
 
 def test_build_app_without_examples_or_weights(tmp_path: Path) -> None:
@@ -168,12 +178,73 @@ def test_generate_without_weights_or_with_a_bug(assets: dict[str, Path], tmp_pat
     assert path is None and "no model weights" in status
     b = UIBackend(assets["weights"], output_dir=tmp_path)
 
-    def broken() -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom\nTraceback (most recent call last): ...")
 
-    monkeypatch.setattr(b, "pipeline", broken)
+    monkeypatch.setattr(TalkingFacePipeline, "render", broken)  # a bug inside the generation
     path, status = b.generate(*args)
     assert path is None and "failed (RuntimeError)" in status and "Traceback" not in status
+
+
+# ------------------------------------------------------------------------------------------- one path
+def test_ui_and_cli_reject_bad_options_with_the_same_message(assets: dict[str, Path], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The checks live once (GenerationOptions, prepare_inputs): the page shows pcavs generate's message."""
+    from pcavs.infer import cli as generate_cli
+    from pcavs.infer.pipeline import InputError, generate_video
+
+    b = UIBackend(assets["weights"], device="cpu", output_dir=tmp_path / "ui")
+    photo, speech = str(assets["identity"]), str(assets["speech"])
+    flags = ["--identity", photo, "--audio", speech, "--weights", str(assets["weights"]), "--device", "cpu",
+             "--quiet"]
+    for weight in (7.0, -0.5, float("nan")):
+        _, status = b.generate(photo, speech, None, None, "still", False, weight)
+        assert generate_cli.main([*flags, "--mouth-weight", str(weight), "-o", str(tmp_path / "m.mp4")]) == 2
+        message = capsys.readouterr().err.strip().removeprefix("error: ")
+        assert message.startswith("mouth weight must be a number between 0 and 5")
+        assert status == f"**Error:** {message}"
+    # an unknown pose mode: argparse's choices stop it on the command line; the library path says the same
+    _, status = b.generate(photo, speech, None, None, "sideways")
+    with pytest.raises(InputError) as exc:
+        generate_video(photo, speech, tmp_path / "p.mp4", weights=assets["weights"], device="cpu",
+                       pose_mode="sideways")
+    assert "unknown pose mode 'sideways'" in str(exc.value) and status == f"**Error:** {exc.value}"
+    assert not b.loaded and not list(tmp_path.rglob("*.mp4"))  # refused before the model is loaded
+
+
+def test_ui_and_cli_call_one_method_with_the_same_defaults(assets: dict[str, Path], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both call TalkingFacePipeline.generate; the page's untouched controls give pcavs generate's options."""
+    from dataclasses import replace
+
+    from pcavs.config import ModelConfig
+    from pcavs.infer import cli as generate_cli
+    from pcavs.infer.pipeline import GenerationOptions, InputError
+    from pcavs.ui.backend import DEFAULT_MOUTH_WEIGHT, DEFAULT_PASTE_BACK, DEFAULT_POSE_MODE, MOTION_DEFAULTS
+
+    calls: list[dict] = []
+
+    def spy(self: TalkingFacePipeline, *args: object, **kwargs: object) -> None:
+        calls.append(kwargs)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(TalkingFacePipeline, "generate", spy)
+    photo, speech = str(assets["identity"]), str(assets["speech"])
+    ui = UIBackend(assets["weights"], device="cpu", output_dir=tmp_path / "ui")
+    row = [photo, speech, None, None, DEFAULT_POSE_MODE, DEFAULT_PASTE_BACK, DEFAULT_MOUTH_WEIGHT, *MOTION_DEFAULTS]
+    for args in ([photo, speech], row):  # the method's defaults, and the page's controls as they start
+        assert "stopped by the test" in ui.generate(*args)[1]
+    assert generate_cli.main(["--identity", photo, "--audio", speech, "--weights", str(assets["weights"]),
+                              "--device", "cpu", "-o", str(tmp_path / "cli.mp4")]) == 2
+    assert len(calls) == 3
+    names = {f.name for f in fields(GenerationOptions)}
+    ui_default, ui_page, cli = (GenerationOptions(**{k: v for k, v in c.items() if k in names}) for c in calls)
+    assert cli == replace(GenerationOptions(), progress=True)  # the CLI's flags at their defaults
+    # the page writes its own numbered files (overwrite) and shows gr.Progress instead of a tqdm bar
+    assert replace(ui_default, overwrite=False, progress=True) == cli
+    # the slider shows the number the library's None stands for
+    assert replace(ui_page, overwrite=False, progress=True) == replace(cli, mouth_weight=ModelConfig.mouth_weight)
+    assert cli.mouth_weight is None and DEFAULT_MOUTH_WEIGHT == ModelConfig.mouth_weight
 
 
 # ------------------------------------------------------------------------------------------- cli
@@ -265,10 +336,10 @@ def test_ui_end_to_end(assets: dict[str, Path], tmp_path: Path) -> None:
 
 def test_head_motion_controls_become_a_track_edit() -> None:
     from pcavs.posetrack import TrackEdit
-    from pcavs.ui.app import MOTION_DEFAULTS, _motion_edit, example_rows
+    from pcavs.ui.backend import MOTION_DEFAULTS, motion_edit
 
-    assert _motion_edit(*MOTION_DEFAULTS) is None  # neutral controls: the pose video as it is
-    assert _motion_edit(0.5, "hold", 2.0, True, True) == TrackEdit(amplitude=0.5, loop="hold", smooth=2.0,
+    assert motion_edit(*MOTION_DEFAULTS) is None  # neutral controls: the pose video as it is
+    assert motion_edit(0.5, "hold", 2.0, True, True) == TrackEdit(amplitude=0.5, loop="hold", smooth=2.0,
                                                                    mirror=True, start_from_photo=True)
     rows = example_rows(Path(__file__).parents[1] / "pcavs" / "assets" / "demo")
     assert rows and rows[0][-5:] == list(MOTION_DEFAULTS)

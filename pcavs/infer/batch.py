@@ -156,8 +156,6 @@ def _render_row(worker: _Worker, row: BatchRow) -> dict[str, Any]:
     """Generate one row; every problem becomes a ``failed`` record, never an exception."""
     import warnings
 
-    from pcavs.infer.pipeline import USER_ERRORS
-
     t0 = time.perf_counter()
     record: dict[str, Any] = {"row": row.index, "output": row.output}
     if row.error:
@@ -173,7 +171,7 @@ def _render_row(worker: _Worker, row: BatchRow) -> dict[str, Any]:
         return {**record, "status": "done", "frames": result.num_frames,
                 "seconds": round(time.perf_counter() - t0, 3),
                 "warnings": [str(w.message) for w in caught if issubclass(w.category, UserWarning)]}
-    except USER_ERRORS as e:
+    except UserError as e:
         return {**record, "status": "failed", "reason": str(e)}
     except OSError as e:  # e.g. an unwritable output folder
         return {**record, "status": "failed", "reason": f"{type(e).__name__}: {e}"}

@@ -23,6 +23,8 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``pcavs generate`` options to ``parser``."""
+    from pcavs.posetrack import DEFAULT_LOOP, LOOP_MODES
+
     from .pipeline import DETECTORS, NOISE_MODES, POSE_MODES, PRECISIONS, GenerationOptions
 
     d = GenerationOptions()  # every default comes from the options the library uses
@@ -47,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mo.add_argument("--pose-offset", type=float, default=0.0, metavar="S",
                     help="seconds: > 0 holds the first pose that long, < 0 starts that far in")
     mo.add_argument("--pose-speed", type=float, default=1.0, metavar="X", help="motion speed (2 = twice as fast)")
-    mo.add_argument("--pose-loop", choices=("pingpong", "repeat", "hold"), default=None,
-                    help="when the pose is shorter than the audio (default pingpong)")
+    mo.add_argument("--pose-loop", choices=LOOP_MODES, default=None,
+                    help=f"when the pose is shorter than the audio (default {DEFAULT_LOOP})")
     mo.add_argument("--pose-smooth", type=float, default=0.0, metavar="SIGMA",
                     help="Gaussian smoothing of the motion, sigma in frames")
     mo.add_argument("--pose-amplitude", type=float, default=None, metavar="A",
@@ -131,8 +133,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pcavs.errors import UserError
+
     from .demo import DEMO_WEIGHTS
-    from .pipeline import USER_ERRORS, InputWarning, generate_video
+    from .pipeline import InputWarning, generate_video
 
     threads = getattr(args, "threads", 0) or 0
     if threads < 0:
@@ -156,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
                 args.identity, args.audio, args.output, weights=weights, pose=args.pose, pose_mode=args.pose_mode,
                 device=args.device, fps=args.fps, face_index=args.face_index, **_options(args),
             )
-    except USER_ERRORS as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(result.summary())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +28,7 @@ PoseMode = Literal["video", "still", "frontal", "self"]
 POSE_MODES: tuple[str, ...] = ("video", "still", "frontal", "self")
 DETECTORS: tuple[str, ...] = ("hog", "hog+cnn")  # pose-video tracking (as pcavs evaluate --detector)
 NOISE_MODES: tuple[str, ...] = ("random", "const", "none")
+MOUTH_WEIGHT_RANGE = (0.0, 5.0)  # accepted --mouth-weight values (the model's default is 1.2)
 
 #: Exceptions that mean "the user can fix this" (one base, :class:`pcavs.errors.UserError`): the CLI
 #: prints them and exits with status 2, the UI shows them, ``pcavs batch`` records them per row.
@@ -63,8 +66,10 @@ class GenerationOptions:
             raise InputError(f"unknown noise mode {self.noise!r}; choose one of {', '.join(NOISE_MODES)}")
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.mouth_weight is not None and not np.isfinite(self.mouth_weight):
-            raise InputError(f"mouth weight must be a finite number, got {self.mouth_weight!r}")
+        w, (lo, hi) = self.mouth_weight, MOUTH_WEIGHT_RANGE
+        if w is not None and not (isinstance(w, Real) and not isinstance(w, bool) and math.isfinite(w)
+                                  and lo <= w <= hi):
+            raise InputError(f"mouth weight must be a number between {lo:g} and {hi:g}, got {w!r}")
         if self.detector not in DETECTORS:
             raise InputError(f"unknown detector {self.detector!r}; choose one of {', '.join(DETECTORS)}")
         if self.max_size < 0:

@@ -6,8 +6,11 @@
     pipe.generate(identity="me.jpg", audio="speech.wav", pose="nod.mp4", output="out.mp4")
     pipe.generate(identity=photo_array, audio=wave_16k, pose_mode="frontal", output="front.mp4")
 
-    generate_video("me.jpg", "speech.wav", "out.mp4", weights="weights/")   # one call
+    pipe = TalkingFacePipeline("weights/")   # the folder checked now, the weights loaded by the first video
+    generate_video("me.jpg", "speech.wav", "out.mp4", weights="weights/")   # one call: the same, once
 
+:meth:`TalkingFacePipeline.generate` is the one generation path: ``pcavs generate`` (through
+:func:`generate_video`), ``pcavs batch`` and the UI all call it, and ``on_stage`` reports its steps.
 Work order (why): :func:`prepare_inputs` checks and decodes everything that is cheap (paths, output
 folder, audio decode and length, pose video probe, face in the photo) *before* weights are loaded, so
 bad input fails fast and nothing is written. Generation then streams: the identity is encoded once,
@@ -28,9 +31,10 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
@@ -40,21 +44,14 @@ import torch
 from tqdm import tqdm
 
 from pcavs.audio import DEFAULT_AUDIO
-from pcavs.checkpoint import (
-    CheckpointError,
-    load_model,
-)
+from pcavs.checkpoint import CheckpointError, load_model
 from pcavs.device import resolve_device
 from pcavs.face import FaceAnalyzer, default_analyzer, paste_back
 from pcavs.face.paste import fit_paste_back
-from pcavs.media import (
-    VideoWriter,
-    images_to_tensor,
-    read_video_frames,
-    tensor_to_images,
-)
+from pcavs.media import VideoWriter, images_to_tensor, read_video_frames, tensor_to_images
 from pcavs.model import PCAVS, IdentityCode, generator_chunk
 from pcavs.posetrack import (
+    DEFAULT_LOOP,
     PoseTrack,
     TrackCodes,
     apply_code_edits,
@@ -76,6 +73,7 @@ from .inputs import (
 )
 from .options import (
     DETECTORS,
+    MOUTH_WEIGHT_RANGE,
     NOISE_MODES,
     POSE_MODES,
     PRECISIONS,
@@ -87,38 +85,23 @@ from .options import (
     PoseSource,
 )
 from .posesource import ConstantPose, FrameSource, PoseCodes, StreamedPose, tracked_crops
-from .sources import (
-    InputError,
-    InputWarning,
-    speech_features,
-    speech_windows,
-    timing_error_ms,
-)
+from .sources import InputError, InputWarning, speech_features, speech_windows, timing_error_ms
 
-__all__ = [
-    "POSE_MODES",
-    "InputError",
-    "InputWarning",
-    "GenerationInputs",
-    "GenerationOptions",
-    "GenerationResult",
-    "TalkingFacePipeline",
-    "align_identity",
-    "check_weights",
-    "generate_video",
-    "prepare_inputs",
-    "resolve_device",
-    "resolve_pose_mode",
-    "USER_ERRORS",
-    "DETECTORS",
-    "NOISE_MODES",
-    "PRECISIONS",
-    "identity_face",
-    "check_output",
-]
+__all__ = ["POSE_MODES", "STAGES", "InputError", "InputWarning", "GenerationInputs", "GenerationOptions",
+           "GenerationResult", "TalkingFacePipeline", "align_identity", "check_weights", "generate_video",
+           "prepare_inputs", "resolve_device", "resolve_pose_mode", "USER_ERRORS", "DETECTORS", "MOUTH_WEIGHT_RANGE",
+           "NOISE_MODES", "PRECISIONS", "identity_face", "check_output"]
 
 
 # --------------------------------------------------------------------------------------- pipeline
+#: The steps of :meth:`TalkingFacePipeline.generate`, in order, as passed to its ``on_stage`` hook;
+#: "loading the model" only when that call loads the weights (the pipeline's first video).
+STAGES: tuple[str, ...] = ("checking the inputs", "loading the model", "generating frames")
+StageHook = Callable[[str], None]
+
+
+def _no_stage(name: str) -> None:
+    pass
 
 
 def batch_bounds(num_frames: int, batch_size: int) -> list[tuple[int, int]]:
@@ -142,14 +125,48 @@ def frame_generators(seed: int, start: int, stop: int, device: torch.device) -> 
 
 
 class TalkingFacePipeline:
-    """A loaded model serving many :meth:`generate` calls (weights are loaded once)."""
+    """A model serving many :meth:`generate` calls (weights are loaded once).
+
+    ``model`` is a loaded :class:`PCAVS`, or a weights folder (pcavs or official): the folder is checked
+    at once (files and config only) and its weights are loaded on first use of :attr:`model`, which
+    :meth:`generate` does after the first video's inputs are checked: bad input never waits for a load.
+    """
 
     def __init__(
-        self, model: PCAVS, device: str | torch.device | None = None, analyzer: FaceAnalyzer | None = None
+        self,
+        model: PCAVS | str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        analyzer: FaceAnalyzer | None = None,
     ) -> None:
-        self.device = resolve_device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device).eval()
+        self.weights: Path | None = None  # the folder a lazy pipeline loads
+        self._model: PCAVS | None = None
+        if isinstance(model, PCAVS):
+            self.device = resolve_device(device) if device is not None else next(model.parameters()).device
+            self._model = model.to(self.device).eval()
+        else:
+            self.device = resolve_device("auto" if device is None else device)
+            check_weights(model)
+            self.weights = Path(model)
+        self._load_lock = threading.Lock()
         self.analyzer = analyzer or default_analyzer()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory (always, unless made from a folder and not used yet)."""
+        return self._model is not None
+
+    @property
+    def model(self) -> PCAVS:
+        """The model (loaded from :attr:`weights` on the first access)."""
+        return self._model if self._model is not None else self.load()
+
+    def load(self) -> PCAVS:
+        """Load the weights of a pipeline made from a folder, once (thread-safe); the model."""
+        with self._load_lock:
+            if self._model is None:
+                assert self.weights is not None  # a pipeline made from a model has one
+                self._model = load_model(self.weights, device=self.device).to(self.device).eval()
+            return self._model
 
     @classmethod
     def from_pretrained(
@@ -185,16 +202,27 @@ class TalkingFacePipeline:
         face_index: int = 0,
         identity_landmarks: np.ndarray | None = None,
         pose_landmarks: Sequence[np.ndarray] | None = None,
+        on_stage: StageHook | None = None,
         **options: Any,
     ) -> GenerationResult:
         """Make one video. Inputs are paths or arrays (photo: HxWx3 uint8; audio: mono float at 16 kHz;
         pose: video path or (N, H, W, 3) uint8 frames). ``options``: fields of :class:`GenerationOptions`.
-        Given landmarks replace face detection (see :func:`prepare_inputs`).
+        Given landmarks replace face detection (see :func:`prepare_inputs`). ``on_stage(name)`` is called
+        as each step of :data:`STAGES` begins (e.g. a progress bar's text).
+
+        Order: the options, then every input (:func:`prepare_inputs`, no model needed), then the weights
+        of a lazy pipeline are loaded, then the frames are generated and written.
         """
+        stage = on_stage or _no_stage
         opts = GenerationOptions.from_kwargs(**options)
+        stage(STAGES[0])
         inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
                                 analyzer=self.analyzer, identity_landmarks=identity_landmarks,
                                 pose_landmarks=pose_landmarks, overwrite=opts.overwrite)
+        if not self.loaded:
+            stage(STAGES[1])
+            self.load()
+        stage(STAGES[2])
         return self.render(inputs, output, opts)
 
     # ---------------------------------------------------------------------------------- render
@@ -221,7 +249,7 @@ class TalkingFacePipeline:
             still = None
             if track.meta.get("start_from_photo"):
                 still = model.encode_pose(images_to_tensor(identity_crop[None], self.device))[0].cpu().numpy()
-            return TrackCodes(apply_code_edits(codes, track.meta, still), loop=track.meta.get("loop", "pingpong"))
+            return TrackCodes(apply_code_edits(codes, track.meta, still), loop=track.meta.get("loop", DEFAULT_LOOP))
         frames: FrameSource
         if is_path(src):
             frames = partial(read_video_frames, src, fps=inputs.fps)  # decoded twice: landmarks, then crops
@@ -358,23 +386,11 @@ def generate_video(
     output: str | os.PathLike[str],
     *,
     weights: str | os.PathLike[str] | PCAVS,
-    pose: PoseSource | None = None,
-    pose_mode: str | None = None,
     device: str | torch.device = "auto",
-    fps: int = 25,
-    face_index: int = 0,
-    identity_landmarks: np.ndarray | None = None,
-    pose_landmarks: Sequence[np.ndarray] | None = None,
-    **options: Any,
+    **kwargs: Any,
 ) -> GenerationResult:
-    """One call: check the inputs, load the weights, generate ``output``. ``options``: :class:`GenerationOptions`."""
-    opts = GenerationOptions.from_kwargs(**options)
-    dev = resolve_device(device)
-    if not isinstance(weights, PCAVS):
-        check_weights(weights)
-    inputs = prepare_inputs(identity, audio, pose, pose_mode, output=output, fps=fps, face_index=face_index,
-                            identity_landmarks=identity_landmarks, pose_landmarks=pose_landmarks,
-                            overwrite=opts.overwrite)
-    pipe = TalkingFacePipeline(weights, dev) if isinstance(weights, PCAVS) else (
-        TalkingFacePipeline.from_pretrained(weights, dev))
-    return pipe.render(inputs, output, opts)
+    """One call: ``TalkingFacePipeline(weights, device).generate(identity, audio, output=output, **kwargs)``,
+    the device and weights folder checked first and the weights loaded after the inputs. ``kwargs``: the
+    keywords of :meth:`TalkingFacePipeline.generate` (``pose``, ``pose_mode``, ``fps``, ``face_index``,
+    landmarks, ``on_stage``) and the fields of :class:`GenerationOptions`."""
+    return TalkingFacePipeline(weights, device).generate(identity, audio, output=output, **kwargs)

@@ -12,15 +12,16 @@ import torch
 
 from .file import PoseTrack, TrackFileError
 
-__all__ = ["LOOP_MODES", "TrackCodes", "apply_code_edits", "loop_index", "track_codes"]
+__all__ = ["DEFAULT_LOOP", "LOOP_MODES", "TrackCodes", "apply_code_edits", "loop_index", "track_codes"]
 
 LOOP_MODES = ("pingpong", "repeat", "hold")
+DEFAULT_LOOP = "pingpong"  # a track shorter than the audio plays back and forth unless told otherwise
 #: Crops are encoded in blocks of this many rows, as ``StreamedPose`` encodes a pose video: a batched
 #: forward pass may round differently for another batch composition.
 ENCODE_BLOCK = 8
 
 
-def loop_index(k: int, n: int, mode: str = "pingpong") -> int:
+def loop_index(k: int, n: int, mode: str = DEFAULT_LOOP) -> int:
     """Track row shown at output frame ``k`` when ``n`` rows must last longer than ``n`` frames."""
     if n < 1:
         raise ValueError(f"need at least one row, got {n}")
@@ -113,7 +114,7 @@ def apply_code_edits(codes: np.ndarray, meta: dict, still: np.ndarray | None = N
 class TrackCodes:
     """The pose codes of a track's rows for consecutive output ranges, looped past the end by ``loop``."""
 
-    def __init__(self, codes: np.ndarray, loop: str = "pingpong") -> None:
+    def __init__(self, codes: np.ndarray, loop: str = DEFAULT_LOOP) -> None:
         if loop not in LOOP_MODES:
             raise ValueError(f"unknown loop mode {loop!r}; choose one of {', '.join(LOOP_MODES)}")
         self._codes = torch.from_numpy(np.asarray(codes, np.float32))

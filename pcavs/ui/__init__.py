@@ -1,8 +1,10 @@
 """Local web UI (Gradio): ``pcavs ui`` serves a page that turns a photo + speech (+ a pose video) into a video.
 
-Importing this package is cheap; :mod:`pcavs.ui.app` (which imports gradio and torch) is loaded on first
-use. Gradio's telemetry and update check are switched off here, before gradio is ever imported, so the
-app never contacts the internet.
+Importing this package is cheap; :mod:`pcavs.ui.app` (the page, which imports gradio and torch) is loaded
+on first use. :mod:`pcavs.ui.backend` does the work behind the Video tab (model, preview, generation),
+:mod:`pcavs.ui.preview` draws the face preview and :mod:`pcavs.ui.live` is the Live tab. Gradio's
+telemetry and update check are switched off here, before gradio is ever imported, so the app never
+contacts the internet.
 """
 
 from __future__ import annotations

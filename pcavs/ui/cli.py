@@ -43,20 +43,18 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("error: the web UI needs gradio: pip install 'pcavs[ui]'", file=sys.stderr)
         return 2
-    from pcavs.infer.pipeline import USER_ERRORS, check_weights, resolve_device
+    from pcavs.errors import UserError
 
-    from .app import DEFAULT_EXAMPLES_DIR, build_app, launch
+    from .app import build_app, launch
+    from .backend import DEFAULT_EXAMPLES_DIR
 
     if not 1 <= args.port <= 65535:
         print(f"error: --port must be between 1 and 65535, got {args.port}", file=sys.stderr)
         return 2
     examples = args.examples if args.examples is not None else DEFAULT_EXAMPLES_DIR
     try:
-        resolve_device(args.device)
-        if args.weights is not None:
-            check_weights(args.weights)  # a wrong folder fails now, not at the first click
-        demo = build_app(args.weights, examples, device=args.device)
-    except USER_ERRORS as exc:
+        demo = build_app(args.weights, examples, device=args.device)  # checks the device and weights folder
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.host not in _LOCAL_HOSTS:
