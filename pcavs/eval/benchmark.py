@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from pcavs.engine import EngineConfig, Job, make_engine
+from pcavs.errors import UserError
 from pcavs.eval.evaluate import (
     METRICS,
     EvalOptions,
@@ -47,7 +48,7 @@ from pcavs.eval.evaluate import (
 )
 from pcavs.eval.sync import ContrastiveSync
 from pcavs.eval.syncnet import SyncNetScorer
-from pcavs.face import FaceAnalyzer, FaceNotFoundError
+from pcavs.face import FaceAnalyzer
 from pcavs.fileio import atomic_write_text, write_json
 from pcavs.media import MediaError, read_video_frames
 
@@ -224,8 +225,6 @@ def _setup(shared: _Shared) -> _Worker:
 def _score_video(worker: _Worker, item: tuple[str, Path]) -> tuple[VideoScores, float]:
     """Generate (unless already there) and score one test video: (scores, seconds); a user-level failure
     is its ``error``. A rerun (Ray retries a task whose worker died) overwrites with the same bytes."""
-    from pcavs.infer.pipeline import USER_ERRORS
-
     entry, real = item
     sh = worker.shared
     gen_path = Path(sh.gen_dir) / f"{_safe_name(entry)}.mp4"
@@ -244,6 +243,6 @@ def _score_video(worker: _Worker, item: tuple[str, Path]) -> tuple[VideoScores, 
         s = evaluate_video(gen_path, real, audio=real, pose_source=real, identity=first, sync=worker.sync,
                            syncnet=worker.syncnet, options=sh.opts, analyzer=sh.analyzer)
         s.identity = f"{real} (first frame)"
-    except (EvaluationError, FaceNotFoundError, *USER_ERRORS) as exc:
+    except UserError as exc:  # EvaluationError, FaceNotFoundError, bad media: this video's row says why
         s = VideoScores(generated=str(gen_path), reference=str(real), error=str(exc))
     return s, time.perf_counter() - t0
