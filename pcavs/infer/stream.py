@@ -63,8 +63,8 @@ from .sources import (
     window_start_rows,
 )
 
-__all__ = ["LiveFeatures", "LiveFrame", "LivePose", "LiveStats", "Pacing", "TalkingFaceStream", "FrameRenderer",
-           "LiveCrop"]
+__all__ = ["CameraPose", "FrameRenderer", "LiveCrop", "LiveFeatures", "LiveFrame", "LivePose", "LiveStats", "Pacing",
+           "TalkingFaceStream"]
 
 SR = DEFAULT_AUDIO.sample_rate
 CAMERA_MAX_SIDE = 320  # camera frames are tracked at this size (pose only needs the face's geometry)
@@ -230,6 +230,37 @@ class LiveCrop:
         return warp_to_input(image, m, self.size)
 
 
+class CameraPose:
+    """Camera frame -> pose code: HOG face and 68 landmarks at <= ``max_side`` px, the causal clip crop
+    (:class:`LiveCrop`), then ``encode`` (the model's pose encoder on the crop). Raises LookupError when
+    no face is found."""
+
+    def __init__(self, analyzer: Any, encode: Callable[[np.ndarray], torch.Tensor], size: int,
+                 max_side: int = CAMERA_MAX_SIDE) -> None:
+        # HOG without upsampling: ~10 ms a frame at 320 px; the detector holds the GIL, and a server
+        # sending the picture from the same process must not stall behind it
+        self.analyzer = analyzer.with_options(use_cnn=False, upsample_levels=0)
+        self.encode, self.max_side = encode, max_side
+        self.crop = LiveCrop(size)
+
+    def warm(self) -> None:
+        """Load the detector and landmark models now (1-3 s, GIL held): not on the first camera frame,
+        when the same process is sending a live stream (that stall delayed every send by seconds)."""
+        self.analyzer.preload("hog", "shape")
+
+    def __call__(self, image: np.ndarray) -> torch.Tensor:
+        h, w = image.shape[:2]
+        if max(h, w) > self.max_side:
+            f = self.max_side / max(h, w)
+            image = np.asarray(Image.fromarray(image).resize((round(w * f), round(h * f)), Image.BILINEAR))
+        boxes = self.analyzer.detect(image, name="camera frame", allow_empty=True)
+        if not boxes:
+            raise LookupError("no face")
+        lm = self.analyzer.landmarks(image, boxes[0], name="camera frame")
+        with torch.inference_mode():
+            return self.encode(self.crop(image, lm))
+
+
 class LivePose:
     """Pose codes for output frames: the latest code pushed at or before a frame's time, else ``base``."""
 
@@ -392,6 +423,12 @@ class TalkingFaceStream:
         self.pose.push(code, t)
         return True
 
+    def warm_pose_encoder(self) -> None:
+        """Load what :meth:`push_pose_frame` needs now, before the stream is live (see :meth:`CameraPose.warm`)."""
+        warm = getattr(self._pose_encoder, "warm", None)
+        if warm is not None:
+            warm()
+
     def finish(self) -> None:
         """End of audio: the remaining frames become ready (the audio's end is padded with silence)."""
         if self._resampler is not None:
@@ -513,23 +550,8 @@ class TalkingFaceStream:
         def render(windows: torch.Tensor, codes: torch.Tensor, start: int) -> torch.Tensor:
             return pipe.faces(identity_code, windows, codes, start, opts).cpu()
 
-        live_crop = LiveCrop(pipe.image_size)
-        # HOG at <= 320 px without upsampling: ~10 ms a frame; the detector holds the GIL, and a server
-        # sending the picture from the same process must not stall behind it
-        camera = pipe.analyzer.with_options(use_cnn=False, upsample_levels=0)
-
-        def encode(image: np.ndarray) -> torch.Tensor:
-            h, w = image.shape[:2]
-            if max(h, w) > CAMERA_MAX_SIDE:
-                f = CAMERA_MAX_SIDE / max(h, w)
-                image = np.asarray(Image.fromarray(image).resize((round(w * f), round(h * f)), Image.BILINEAR))
-            boxes = camera.detect(image, name="camera frame", allow_empty=True)
-            if not boxes:
-                raise LookupError("no face")
-            lm = camera.landmarks(image, boxes[0], name="camera frame")
-            with torch.inference_mode():
-                return pipe.model.encode_pose(images_to_tensor(live_crop(image, lm)[None], pipe.device))[0].cpu()
-
+        encode = CameraPose(pipe.analyzer, lambda crop: pipe.model.encode_pose(
+            images_to_tensor(crop[None], pipe.device))[0].cpu(), pipe.image_size)
         kwargs.setdefault("batch_size", opts.batch_size)
         return cls(render, base, fps=fps, align_audio=opts.align_audio, pose_encoder=encode, **kwargs)
 

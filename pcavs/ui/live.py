@@ -301,10 +301,13 @@ class LiveManager:
         self.factory, self.delay = factory, delay
         self.sessions: dict[str, LiveSession] = {}
 
-    async def start(self, key: str, offer_json: str, photo: str | None, pose: str | None) -> str:
+    async def start(self, key: str, offer_json: str, photo: str | None, pose: str | None,
+                    camera: bool = False) -> str:
         await self.stop(key)
         offer = json.loads(offer_json)
         stream = await asyncio.to_thread(self.factory, photo, pose)
+        if camera:  # the face tracker's models load now, not on the first camera frame of the live stream
+            await asyncio.to_thread(stream.warm_pose_encoder)
         session = LiveSession(stream, delay=self.delay)
         self.sessions[key] = session
         return json.dumps(await session.answer(offer))
@@ -413,7 +416,8 @@ def add_live_tab(gr: Any, manager: LiveManager | None) -> None:
         if isinstance(pose_v, str) and Path(pose_v).suffix.lower() not in (".npz", ".mp4", ".mov", ".mkv",
                                                                           ".webm", ".avi"):
             pose_v = None
-        return await manager.start(request.session_hash or "default", offer_v, photo_v, None if cam else pose_v)
+        return await manager.start(request.session_hash or "default", offer_v, photo_v, None if cam else pose_v,
+                                   camera=bool(cam))
 
     async def on_stop(request: gr.Request) -> str:
         await manager.stop(request.session_hash or "default")
