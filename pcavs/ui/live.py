@@ -328,7 +328,8 @@ def pipeline_factory(backend: Any, delay: float = DEFAULT_DELAY) -> StreamFactor
 
     def open_stream(photo: str | None, pose: str | None) -> Any:
         from pcavs.infer.pipeline import GenerationOptions
-        from pcavs.infer.stream import Pacing, TalkingFaceStream
+        from pcavs.infer.stream import TalkingFaceStream
+        from pcavs.infer.stream_pacing import Pacing
 
         pipe = backend.pipeline()
         landmarks = None
