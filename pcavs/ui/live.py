@@ -27,19 +27,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .live_page import LIVE_JS_ANSWER, LIVE_JS_START, LIVE_JS_STOP, add_live_tab
+from .live_tracks import AUDIO_FRAME, OUT_RATE, out_audio_track, out_video_track
+
 log = logging.getLogger("pcavs.ui.live")
 
-__all__ = ["LIVE_JS_START", "LIVE_JS_ANSWER", "LIVE_JS_STOP", "LiveSession", "LiveManager", "webrtc_available"]
+# the page's names too (pcavs.ui.app lays the tab out from here)
+__all__ = ["AUDIO_FRAME", "LIVE_JS_ANSWER", "LIVE_JS_START", "LIVE_JS_STOP", "OUT_RATE", "LiveManager", "LiveSession",
+           "add_live_tab", "pipeline_factory", "webrtc_available"]
 
-OUT_RATE = 48000  # Opus's rate: the sound sent back is the microphone's, delayed
-AUDIO_FRAME = 960  # 20 ms at 48 kHz
-VIDEO_CLOCK = 90000
 DEFAULT_DELAY = 0.3  # s: 120 ms lookahead + 20 ms chunks + model time + margin (built-in model)
 
 
@@ -195,8 +195,8 @@ class LiveSession:
             self._tasks.append(asyncio.ensure_future(self._receive(track)))
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
-        pc.addTrack(_OutAudio(self))
-        pc.addTrack(_OutVideo(self))
+        pc.addTrack(out_audio_track(self))
+        pc.addTrack(out_video_track(self))
         await pc.setLocalDescription(await pc.createAnswer())
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
@@ -240,58 +240,6 @@ class LiveSession:
 
 def _median(x: Any) -> float:
     return float(np.median(np.asarray(x))) if len(x) else 0.0
-
-
-def _tracks() -> tuple[type, type]:
-    from aiortc import MediaStreamTrack
-
-    class OutVideo(MediaStreamTrack):
-        kind = "video"
-
-        def __init__(self, session: LiveSession) -> None:
-            super().__init__()
-            self.session, self.index, self.blank = session, 0, None
-
-        async def recv(self) -> Any:
-            import av
-
-            img = await self.session.video_frame(self.index)
-            if img is None:
-                img = np.zeros((64, 64, 3), np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts = self.index * VIDEO_CLOCK // self.session.fps
-            frame.time_base = Fraction(1, VIDEO_CLOCK)
-            self.index += 1
-            return frame
-
-    class OutAudio(MediaStreamTrack):
-        kind = "audio"
-
-        def __init__(self, session: LiveSession) -> None:
-            super().__init__()
-            self.session, self.k = session, 0
-
-        async def recv(self) -> Any:
-            import av
-
-            x = await self.session.audio_chunk(self.k)
-            pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-            frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
-            frame.sample_rate = OUT_RATE
-            frame.pts = self.k * AUDIO_FRAME
-            frame.time_base = Fraction(1, OUT_RATE)
-            self.k += 1
-            return frame
-
-    return OutVideo, OutAudio
-
-
-def _OutVideo(session: LiveSession) -> Any:  # noqa: N802 - a class made on first use (aiortc is optional)
-    return _tracks()[0](session)
-
-
-def _OutAudio(session: LiveSession) -> Any:  # noqa: N802
-    return _tracks()[1](session)
 
 
 class LiveManager:
@@ -343,94 +291,3 @@ def pipeline_factory(backend: Any, delay: float = DEFAULT_DELAY) -> StreamFactor
                                       pacing=Pacing(max(delay - 0.18, 0.02)))
 
     return open_stream
-
-
-# Browser side. START: open the peer connection with the microphone (and camera), gather ICE, return the
-# offer in place of the hidden offer box's value; ANSWER: apply the server's answer; STOP: hang up.
-LIVE_JS_START = """
-async (photo, pose, useCam, offer) => {
-  if (window.pcavsLive) { window.pcavsLive.pc.close(); window.pcavsLive.media.getTracks().forEach(t => t.stop()); }
-  const pc = new RTCPeerConnection({iceServers: []});
-  const media = await navigator.mediaDevices.getUserMedia({audio: true, video: !!useCam});
-  media.getTracks().forEach(t => pc.addTrack(t, media));
-  if (!useCam) pc.addTransceiver('video', {direction: 'recvonly'});
-  const remote = new MediaStream();
-  pc.ontrack = (e) => {
-    remote.addTrack(e.track);
-    const v = document.querySelector('#pcavs-live-video');
-    if (v) { v.srcObject = remote; v.play().catch(() => {}); }
-  };
-  window.pcavsLive = {pc, media, remote};
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((done) => {
-    if (pc.iceGatheringState === 'complete') return done();
-    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') done(); });
-    setTimeout(done, 3000);
-  });
-  return [photo, pose, useCam, JSON.stringify({sdp: pc.localDescription.sdp, type: pc.localDescription.type})];
-}
-"""
-
-LIVE_JS_ANSWER = """
-async (answer) => {
-  if (answer && window.pcavsLive) { await window.pcavsLive.pc.setRemoteDescription(JSON.parse(answer)); }
-  return [answer];
-}
-"""
-
-LIVE_JS_STOP = """
-() => {
-  if (window.pcavsLive) { window.pcavsLive.pc.close(); window.pcavsLive.media.getTracks().forEach(t => t.stop()); }
-  window.pcavsLive = null;
-  return [];
-}
-"""
-
-
-def add_live_tab(gr: Any, manager: LiveManager | None) -> None:
-    """Lay out the Live tab inside the current ``gr.Blocks`` context."""
-    if manager is None:
-        gr.Markdown("Live needs WebRTC support: `pip install 'pcavs[live]'` (aiortc), then restart `pcavs ui`.")
-        return
-    gr.Markdown("Speak into the **microphone**: the face speaks with your voice, a moment later. Optionally your "
-                "**camera** moves the head, or a pose track / video does; otherwise the photo's own pose is kept.")
-    with gr.Row():
-        with gr.Column(scale=4):
-            photo = gr.Image(label="Identity photo (empty: the demo face)", type="filepath", height=220,
-                             sources=["upload", "clipboard"], elem_id="live-photo")
-            pose = gr.File(label="Pose track (.npz) or video (optional)", file_types=[".npz", "video"],
-                           type="filepath", elem_id="live-pose")
-            use_cam = gr.Checkbox(label="Move the head with my camera", value=False, elem_id="live-camera")
-            with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="live-start")
-                stop = gr.Button("Stop", elem_id="live-stop")
-        with gr.Column(scale=5):
-            gr.HTML('<video id="pcavs-live-video" autoplay playsinline style="width:100%;max-height:360px;'
-                    'background:#111"></video>')
-            status = gr.Markdown(elem_id="live-status")
-    offer = gr.Textbox(visible=False)
-    answer = gr.Textbox(visible=False)
-    timer = gr.Timer(1.0)
-
-    async def on_start(photo_v: str | None, pose_v: str | None, cam: bool, offer_v: str,
-                       request: gr.Request) -> str:
-        if isinstance(pose_v, str) and Path(pose_v).suffix.lower() not in (".npz", ".mp4", ".mov", ".mkv",
-                                                                          ".webm", ".avi"):
-            pose_v = None
-        return await manager.start(request.session_hash or "default", offer_v, photo_v, None if cam else pose_v,
-                                   camera=bool(cam))
-
-    async def on_stop(request: gr.Request) -> str:
-        await manager.stop(request.session_hash or "default")
-        return "Stopped."
-
-    def on_tick(request: gr.Request) -> str:
-        return manager.status(request.session_hash or "default")
-
-    for fn in (on_start, on_stop, on_tick):  # gradio finds the request by its type; annotations are strings here
-        fn.__annotations__["request"] = gr.Request
-    start.click(on_start, [photo, pose, use_cam, offer], answer, js=LIVE_JS_START, api_visibility="private",
-                concurrency_id="live", concurrency_limit=4).then(
-        None, answer, answer, js=LIVE_JS_ANSWER, api_visibility="private")
-    stop.click(on_stop, None, status, js=LIVE_JS_STOP, api_visibility="private")
-    timer.tick(on_tick, None, status, api_visibility="private", show_progress="hidden")
