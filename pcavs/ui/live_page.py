@@ -16,7 +16,10 @@ LIVE_JS_START = """
 async (photo, pose, useCam, offer) => {
   if (window.pcavsLive) { window.pcavsLive.pc.close(); window.pcavsLive.media.getTracks().forEach(t => t.stop()); }
   const pc = new RTCPeerConnection({iceServers: []});
-  const media = await navigator.mediaDevices.getUserMedia({audio: true, video: !!useCam});
+  // the server tracks 2.5 camera frames a second at <= 320 px: a small, slow camera costs the browser's
+  // encoder and the server's receiver less of the CPU that the model and the sound need
+  const cam = {width: {ideal: 320}, height: {ideal: 240}, frameRate: {ideal: 10, max: 15}};
+  const media = await navigator.mediaDevices.getUserMedia({audio: true, video: useCam ? cam : false});
   media.getTracks().forEach(t => pc.addTrack(t, media));
   if (!useCam) pc.addTransceiver('video', {direction: 'recvonly'});
   const remote = new MediaStream();
@@ -26,6 +29,31 @@ async (photo, pose, useCam, offer) => {
     if (v) { v.srcObject = remote; v.play().catch(() => {}); }
   };
   window.pcavsLive = {pc, media, remote};
+  // Lip sync. Chrome aligns the two tracks only once they are > 30 ms apart, and then by half the gap a
+  // second, while a burst of late packets can grow its sound buffer by hundreds of ms at once. Twice a
+  // second the page compares where the two play (estimatedPlayoutTimestamp: the sender's clock, the same
+  // moment sent at the same instant) and holds the one ahead for half the gap longer (jitterBufferTarget,
+  // releasing what the other holds first).
+  const hold = {audio: 0, video: 0};
+  const steer = async () => {
+    if (pc.connectionState === 'closed') return;
+    const at = {}, rx = {};
+    pc.getReceivers().forEach((r) => { rx[r.track.kind] = r; });
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.estimatedPlayoutTimestamp) at[r.kind] = r.estimatedPlayoutTimestamp;
+    });
+    const gap = at.audio && at.video ? at.video - at.audio : 0;  // ms the picture plays ahead of the sound
+    if (Math.abs(gap) > 10 && rx.audio && rx.video && 'jitterBufferTarget' in rx.video) {
+      const [ahead, behind] = gap > 0 ? ['video', 'audio'] : ['audio', 'video'];
+      const step = Math.abs(gap) / 2, free = Math.min(hold[behind], step);
+      hold[behind] -= free;
+      hold[ahead] = Math.min(hold[ahead] + step - free, 3000);
+      rx.audio.jitterBufferTarget = hold.audio;
+      rx.video.jitterBufferTarget = hold.video;
+    }
+    setTimeout(steer, 500);
+  };
+  setTimeout(steer, 1000);
   await pc.setLocalDescription(await pc.createOffer());
   await new Promise((done) => {
     if (pc.iceGatheringState === 'complete') return done();
