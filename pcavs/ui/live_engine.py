@@ -33,7 +33,7 @@ __all__ = ["Engine", "EngineStats", "ProcessEngine", "ThreadEngine", "run_engine
 Sink = Callable[[tuple], None]
 StreamFactory = Callable[[Any, Any], Any]  # (identity photo path or None, pose source or None) -> TalkingFaceStream
 STATS_EVERY = 0.5  # s between figures sent back
-NICE = int(os.environ.get("PCAVS_LIVE_NICE", "10"))
+NICE = 10  # the child's priority below the server's: when the CPU is short, frames are held, not sends late
 
 
 @dataclass
