@@ -37,7 +37,8 @@ from pcavs.infer.demo import DEMO_INPUTS, DEMO_WEIGHTS
 from pcavs.infer.live import drive, paced_chunks
 from pcavs.infer.live_output import LiveWriter
 from pcavs.infer.pipeline import GenerationOptions, TalkingFacePipeline
-from pcavs.infer.stream import Pacing, TalkingFaceStream
+from pcavs.infer.stream import TalkingFaceStream
+from pcavs.infer.stream_pacing import Pacing
 from pcavs.media import read_audio
 from pcavs.model import PCAVS
 

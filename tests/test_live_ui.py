@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import shutil
 import socket
 import wave
@@ -199,11 +200,7 @@ def test_live_tab_streams_in_sync_from_fake_microphone_and_camera(tmp_path: Path
     if renderer == "probe":
         assert r > 0.6, "the picture does not follow the sound"
     assert len(offsets) >= 30
-    if renderer != "builtin-camera":
-        # measured with the model and camera tracking at once on the shared 2-core machine: median -112 to
-        # +120 ms, swinging by 300-700 ms (Chrome's audio playout starved: concealment), while every send left
-        # within 3 ms of its time; printed, not asserted (README, "Live")
-        assert abs(played) <= 40
+    assert abs(played) <= 40
     assert "frames/s made" in status and "camera poses" in status
     if renderer != "builtin":
-        assert "0 camera poses" not in status
+        assert not re.search(r"\b0 camera poses", status)

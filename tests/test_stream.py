@@ -245,3 +245,18 @@ def test_stream_with_a_pose_track_equals_offline_generation(pipe: TalkingFacePip
                                         gain=rms_gain(wave), keep_faces=True)
         got = torch.stack([f.face for f in _run(stream, wave, chunk)])
         assert float((got - offline).abs().max()) <= 1e-5, chunk
+
+
+def test_camera_frames_drive_the_pose(pipe: TalkingFacePipeline, demo: dict) -> None:
+    # the Live tab's camera path: models loaded up front (warm), a face found gives a code from its time on
+    from pcavs.media import read_video_frames
+
+    stream = TalkingFaceStream.open(pipe, DEMO / "identity.png", identity_landmarks=demo["landmarks"])
+    stream.warm_pose_encoder()
+    still = stream.pose.codes(0, 1)[0].clone()
+    frame = next(iter(read_video_frames(DEMO / "pose.mp4")))
+    assert not stream.push_pose_frame(np.zeros_like(frame), t=0.0)  # no face: the pose is kept
+    assert torch.equal(stream.pose.codes(0, 1)[0], still)
+    assert stream.push_pose_frame(frame, t=0.2)
+    codes = stream.pose.codes(0, 10)
+    assert torch.equal(codes[4], still) and not torch.equal(codes[5], still) and torch.isfinite(codes).all()

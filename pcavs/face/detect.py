@@ -186,6 +186,12 @@ class FaceAnalyzer:
             self._models[key] = model
         return model
 
+    def preload(self, *keys: str) -> None:
+        """Load models now (``"hog"``, ``"cnn"``, ``"shape"``, ``"embed"``) instead of on first use: the
+        landmark model takes a second or more to load, with Python's GIL held all along."""
+        for key in keys:
+            self._model(key)
+
     # ---------------------------------------------------------------- detection
     def detect(self, img: Any, *, name: str | None = None, allow_empty: bool = False,
                use_cnn: bool | None = None) -> list[Box]:

@@ -5,7 +5,7 @@ chunk every ``--chunk-ms``, at the pace of its own timeline) and writes a fragme
 ``-o live.m3u8``, an HLS playlist) that a player can open while it grows. ``--audio -`` reads raw 16-bit
 little-endian mono PCM at ``--rate`` Hz from stdin as it arrives (e.g. ``arecord -f S16_LE -r 16000 -c 1 |
 pcavs live --audio - -o live.m3u8``). When the model is slower than real time, frames are held (see
-:class:`pcavs.infer.stream.Pacing`) and sound and picture stay in sync. Exit status: 0 written, 2 a
+:class:`pcavs.infer.stream_pacing.Pacing`) and sound and picture stay in sync. Exit status: 0 written, 2 a
 problem the user can fix (one line), 130 after Ctrl-C (the file is valid up to its last fragment).
 """
 
@@ -147,7 +147,8 @@ def _run(args: argparse.Namespace) -> int:
     from .live_output import LiveWriter, check_live_output
     from .pipeline import USER_ERRORS, GenerationOptions, TalkingFacePipeline, check_weights
     from .sources import InputError, load_audio
-    from .stream import Pacing, TalkingFaceStream
+    from .stream import TalkingFaceStream
+    from .stream_pacing import Pacing
 
     try:
         if args.chunk_ms <= 0 or args.rate < 1000 or args.batch_size < 1 or args.max_delay < 0:

@@ -225,7 +225,7 @@ def mel_rows(
     every other sample is zero (the STFT's padding, or audio not needed). Row ``r`` reads samples
     ``hop*r - (n_fft - hop) .. hop*r + hop - 1``, so it is exact once those are in ``x``. The one
     implementation of the chunked mel: :func:`speech_features` (whole clips) and the live stream
-    (:mod:`pcavs.infer.stream`) both call it, so a chunk boundary never changes a row.
+    (:mod:`pcavs.infer.stream_features`) both call it, so a chunk boundary never changes a row.
     """
     context = cfg.n_fft - cfg.hop
     if context % cfg.hop:

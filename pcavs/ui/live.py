@@ -8,39 +8,44 @@ goes back the same way. No extra HTTP route, no hand-made transport.
 One clock for sound and picture. Media time ``t`` is the microphone's own timeline (samples received);
 ``W0`` is the wall time its first sample arrived. The server sends the sound of media time ``t`` and
 the frame shown at ``t`` both at wall time ``W0 + delay + t``, so the browser, which aligns the two
-tracks by their RTCP sender reports, plays them together. ``delay`` covers the mel window's 120 ms
+tracks by their RTCP sender reports, plays them together (and the page closes what gap is left: see
+:mod:`pcavs.ui.live_page`). ``delay`` covers the mel window's 120 ms
 lookahead, the chunking and the model's time; a frame not ready by its send time is held (the previous
 picture again), so the stream never drifts. The page shows the delay, the engine's latency (audio in to
 frame out), the frame rate made and the share held.
 
-The heavy work (mel, model, camera face tracking) runs in one worker thread per session, fed through a
-queue by the asyncio tasks that receive the tracks, so the server's event loop is never blocked.
+The heavy work (mel, model, camera face tracking) runs in a child process per session
+(:mod:`pcavs.ui.live_engine`), fed by the asyncio tasks that receive the tracks: the server's event loop is
+never blocked, and the model never holds the GIL of the process that keeps the send clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-import queue
+import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from fractions import Fraction
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .live_engine import Engine, EngineStats, ProcessEngine, StreamFactory, ThreadEngine
+from .live_page import LIVE_JS_ANSWER, LIVE_JS_START, LIVE_JS_STOP, add_live_tab
+from .live_tracks import AUDIO_FRAME, OUT_RATE, out_audio_track, out_video_track
+
 log = logging.getLogger("pcavs.ui.live")
 
-__all__ = ["LIVE_JS_START", "LIVE_JS_ANSWER", "LIVE_JS_STOP", "LiveSession", "LiveManager", "webrtc_available"]
+# the page's names too (pcavs.ui.app lays the tab out from here)
+__all__ = ["AUDIO_FRAME", "LIVE_JS_ANSWER", "LIVE_JS_START", "LIVE_JS_STOP", "OUT_RATE", "LiveManager", "LiveSession",
+           "PipelineStreams", "add_live_tab", "pipeline_factory", "webrtc_available"]
 
-OUT_RATE = 48000  # Opus's rate: the sound sent back is the microphone's, delayed
-AUDIO_FRAME = 960  # 20 ms at 48 kHz
-VIDEO_CLOCK = 90000
 DEFAULT_DELAY = 0.3  # s: 120 ms lookahead + 20 ms chunks + model time + margin (built-in model)
+CAMERA_INTERVAL = 0.4  # s between camera frames tracked (2.5 poses a second)
 
 
 def webrtc_available() -> bool:
@@ -52,60 +57,41 @@ def webrtc_available() -> bool:
     return True
 
 
-StreamFactory = Callable[[Any, Any], Any]  # (identity photo path or None, pose source or None) -> TalkingFaceStream
-
-
 class LiveSession:
-    """One browser's live connection: incoming tracks -> stream (worker thread) -> outgoing tracks."""
+    """One browser's live connection: incoming tracks -> engine (a stream in a thread or a child process) ->
+    outgoing tracks. ``stream``: an :class:`~pcavs.ui.live_engine.Engine`, or a stream to run in a thread."""
 
-    def __init__(self, stream: Any, fps: int = 25, delay: float = DEFAULT_DELAY, camera_every: int = 10) -> None:
-        self.stream, self.fps, self.delay = stream, fps, delay
-        self.camera_every = camera_every  # track every n-th camera frame (face detection is the slow part)
+    def __init__(self, stream: Any, fps: int = 25, delay: float = DEFAULT_DELAY,
+                 camera_interval: float = CAMERA_INTERVAL) -> None:
+        self.engine = stream if isinstance(stream, Engine) else ThreadEngine(stream)
+        self.fps, self.delay = fps, delay
+        self.camera_interval = camera_interval  # s between tracked camera frames (face detection is the slow part)
+        self._last_camera = -math.inf
         self.w0: float | None = None  # wall time of media time 0
-        self._in = queue.Queue()  # ("audio", samples, rate, arrival) | ("pose", image, media time) | ("stop",)
-        self._frames: dict[int, np.ndarray] = {}  # index -> image, made by the worker
-        self._made = 0
+        self._frames: dict[int, np.ndarray] = {}  # index -> image, made by the engine
+        self.stats = EngineStats()
         self._lock = threading.Lock()
         self._sound: list[np.ndarray] = []  # received mono 48 kHz float, from sample _sound0 on
         self._sound0 = 0
         self._received = 0  # samples received (48 kHz)
         self.sent_frames = 0
         self.sent_held = 0
-        self.pose_frames = 0
         self.late_video: deque[float] = deque(maxlen=500)  # how late each send woke, s (the event loop's lag)
         self.late_audio: deque[float] = deque(maxlen=500)
         self.error: str | None = None
         self.pc: Any = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._worker = threading.Thread(target=self._work, name="pcavs-live", daemon=True)
-        self._worker.start()
+        self.engine.start(self._on_result)
 
-    # ------------------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        try:
-            while True:
-                item = self._in.get()
-                items = [item]
-                while True:  # everything waiting, so a slow model holds frames instead of falling behind
-                    try:
-                        items.append(self._in.get_nowait())
-                    except queue.Empty:
-                        break
-                for it in items:
-                    if it[0] == "stop":
-                        return
-                    if it[0] == "audio":
-                        self.stream.push_audio(it[1], sample_rate=it[2], at=it[3])
-                    elif it[0] == "pose" and self.stream.push_pose_frame(it[1], it[2]):
-                        self.pose_frames += 1
-                for frame in self.stream.pull():
-                    if not frame.held:
-                        with self._lock:
-                            self._frames[frame.index] = frame.image
-                            self._made = max(self._made, frame.index)
-        except Exception as exc:  # noqa: BLE001 - shown on the page, logged with its traceback
-            log.exception("live session failed")
-            self.error = f"{type(exc).__name__}: {exc}"
+    def _on_result(self, msg: tuple) -> None:
+        """A message from the engine: a frame made, the figures, or an error."""
+        if msg[0] == "frame":
+            with self._lock:
+                self._frames[msg[1]] = msg[2]
+        elif msg[0] == "stats":
+            self.stats = msg[1]
+        elif msg[0] == "error":
+            self.error = msg[1]
 
     # ------------------------------------------------------------------------------ inputs
     def on_audio(self, frame: Any) -> None:
@@ -128,13 +114,15 @@ class LiveSession:
         with self._lock:
             self._sound.append(x_out.astype(np.float32))
             self._received += x_out.size
-        self._in.put(("audio", x, rate, now))
+        self.engine.put(("audio", x, rate, now))
 
-    def on_video(self, frame: Any, index: int) -> None:
-        """An incoming camera frame: every ``camera_every``-th one drives the head from its time on."""
-        if self.w0 is None or index % self.camera_every:
+    def on_video(self, frame: Any) -> None:
+        """An incoming camera frame: one every ``camera_interval`` seconds drives the head from its time on."""
+        now = time.monotonic()
+        if self.w0 is None or now - self._last_camera < self.camera_interval:
             return
-        self._in.put(("pose", frame.to_ndarray(format="rgb24"), time.monotonic() - self.w0))
+        self._last_camera = now
+        self.engine.put(("pose", frame.to_ndarray(format="rgb24"), now - self.w0))
 
     # ------------------------------------------------------------------------------ outputs
     async def _wait_until(self, media_t: float) -> float:
@@ -195,46 +183,43 @@ class LiveSession:
             self._tasks.append(asyncio.ensure_future(self._receive(track)))
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
-        pc.addTrack(_OutAudio(self))
-        pc.addTrack(_OutVideo(self))
+        pc.addTrack(out_audio_track(self))
+        pc.addTrack(out_video_track(self))
         await pc.setLocalDescription(await pc.createAnswer())
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
     async def _receive(self, track: Any) -> None:
         from aiortc.mediastreams import MediaStreamError
 
-        n = 0
         try:
             while True:
                 frame = await track.recv()
                 if track.kind == "audio":
                     self.on_audio(frame)
                 else:
-                    self.on_video(frame, n)
-                n += 1
+                    self.on_video(frame)
         except MediaStreamError:
             pass
 
     async def close(self) -> None:
-        self._in.put(("stop",))
         for task in self._tasks:
             task.cancel()
         if self.pc is not None:
             await self.pc.close()
-        self.stream.close()
+        await asyncio.to_thread(self.engine.close)
 
     def status(self) -> str:
         """Markdown: delay, engine latency, frame rate, held share."""
         if self.error:
             return f"**Live stopped:** {self.error}"
-        st = self.stream.stats
+        st = self.stats
         if not st.generated:
             return "Waiting for the microphone…" if self.w0 is None else "Starting…"
         held = self.sent_held / self.sent_frames if self.sent_frames else 0.0
         return (f"**Live**: picture and sound {self.delay * 1000:.0f} ms behind the microphone; engine latency "
-                f"(audio in → frame out) median {st.latency_ms(50):.0f} ms, p95 {st.latency_ms(95):.0f} ms "
+                f"(audio in → frame out) median {st.latency_p50_ms:.0f} ms, p95 {st.latency_p95_ms:.0f} ms "
                 f"(algorithmic {st.lookahead_ms:.0f} ms); {st.fps:.1f} frames/s made, {100 * held:.0f} % held; "
-                f"{self.pose_frames} camera poses; sends late by median {1000 * _median(self.late_video):.0f} ms "
+                f"{st.pose_frames} camera poses; sends late by median {1000 * _median(self.late_video):.0f} ms "
                 f"(picture), {1000 * _median(self.late_audio):.0f} ms (sound)")
 
 
@@ -242,70 +227,38 @@ def _median(x: Any) -> float:
     return float(np.median(np.asarray(x))) if len(x) else 0.0
 
 
-def _tracks() -> tuple[type, type]:
-    from aiortc import MediaStreamTrack
-
-    class OutVideo(MediaStreamTrack):
-        kind = "video"
-
-        def __init__(self, session: LiveSession) -> None:
-            super().__init__()
-            self.session, self.index, self.blank = session, 0, None
-
-        async def recv(self) -> Any:
-            import av
-
-            img = await self.session.video_frame(self.index)
-            if img is None:
-                img = np.zeros((64, 64, 3), np.uint8)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts = self.index * VIDEO_CLOCK // self.session.fps
-            frame.time_base = Fraction(1, VIDEO_CLOCK)
-            self.index += 1
-            return frame
-
-    class OutAudio(MediaStreamTrack):
-        kind = "audio"
-
-        def __init__(self, session: LiveSession) -> None:
-            super().__init__()
-            self.session, self.k = session, 0
-
-        async def recv(self) -> Any:
-            import av
-
-            x = await self.session.audio_chunk(self.k)
-            pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-            frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
-            frame.sample_rate = OUT_RATE
-            frame.pts = self.k * AUDIO_FRAME
-            frame.time_base = Fraction(1, OUT_RATE)
-            self.k += 1
-            return frame
-
-    return OutVideo, OutAudio
-
-
-def _OutVideo(session: LiveSession) -> Any:  # noqa: N802 - a class made on first use (aiortc is optional)
-    return _tracks()[0](session)
-
-
-def _OutAudio(session: LiveSession) -> Any:  # noqa: N802
-    return _tracks()[1](session)
-
-
 class LiveManager:
-    """The live sessions of one app, one per browser session; ``factory`` opens a stream."""
+    """The live sessions of one app, one per browser session; ``factory(photo, pose)`` opens a stream.
 
-    def __init__(self, factory: StreamFactory, delay: float = DEFAULT_DELAY) -> None:
-        self.factory, self.delay = factory, delay
+    ``engine="process"`` (default) opens and runs each session's stream in a child process (``factory``
+    must then be picklable; the child loads its own copy of the model, a few seconds per start);
+    ``"thread"`` in a thread of this process (any factory, the model shared; the sends may stall behind it).
+    """
+
+    def __init__(self, factory: StreamFactory, delay: float = DEFAULT_DELAY, engine: str = "process") -> None:
+        if engine not in ("process", "thread"):
+            raise ValueError(f"engine must be 'process' or 'thread', got {engine!r}")
+        self.factory, self.delay, self.engine = factory, delay, engine
         self.sessions: dict[str, LiveSession] = {}
 
-    async def start(self, key: str, offer_json: str, photo: str | None, pose: str | None) -> str:
+    async def start(self, key: str, offer_json: str, photo: str | None, pose: str | None,
+                    camera: bool = False) -> str:
         await self.stop(key)
         offer = json.loads(offer_json)
-        stream = await asyncio.to_thread(self.factory, photo, pose)
-        session = LiveSession(stream, delay=self.delay)
+        engine: Engine
+        if self.engine == "process":
+            engine = ProcessEngine(self.factory, photo, pose, camera)
+            try:
+                await asyncio.to_thread(engine.wait_ready)
+            except BaseException:
+                await asyncio.to_thread(engine.close)
+                raise
+        else:
+            stream = await asyncio.to_thread(self.factory, photo, pose)
+            if camera:  # the face tracker's models load now, not on the first camera frame of the live stream
+                await asyncio.to_thread(stream.warm_pose_encoder)
+            engine = ThreadEngine(stream)
+        session = LiveSession(engine, delay=self.delay)
         self.sessions[key] = session
         return json.dumps(await session.answer(offer))
 
@@ -319,113 +272,44 @@ class LiveManager:
         return session.status() if session is not None else ""
 
 
-def pipeline_factory(backend: Any, delay: float = DEFAULT_DELAY) -> StreamFactory:
-    """Streams on the UI's model: the photo (default: the demo identity), the pose from a track/video or
-    the photo; a frame that cannot be ready by its send time is dropped (held)."""
+@dataclass(frozen=True)
+class PipelineStreams:
+    """Opens streams on the model in ``weights`` (loaded on the first call in each process): the photo
+    (default: the demo identity), the pose from a track/video or the photo; a frame that cannot be ready by
+    its send time is dropped (held). Picklable, so a session's child process opens its own."""
 
-    def open_stream(photo: str | None, pose: str | None) -> Any:
-        from pcavs.infer.pipeline import GenerationOptions
-        from pcavs.infer.stream import Pacing, TalkingFaceStream
+    weights: str | None
+    device: str = "auto"
+    delay: float = DEFAULT_DELAY
 
-        pipe = backend.pipeline()
+    def __call__(self, photo: str | None, pose: str | None) -> Any:
+        from pcavs.infer.demo import DEMO_INPUTS
+        from pcavs.infer.options import GenerationOptions
+        from pcavs.infer.stream import TalkingFaceStream
+        from pcavs.infer.stream_pacing import Pacing
+
+        pipe = _pipeline(self.weights, self.device)
         landmarks = None
         if not photo:
-            from .app import DEFAULT_EXAMPLES_DIR
-
-            photo = str(DEFAULT_EXAMPLES_DIR / "identity.png")
-            landmarks = np.asarray(json.loads((DEFAULT_EXAMPLES_DIR / "landmarks.json").read_text())["identity"])
+            photo = str(DEMO_INPUTS / "identity.png")
+            landmarks = np.asarray(json.loads((DEMO_INPUTS / "landmarks.json").read_text())["identity"])
         return TalkingFaceStream.open(pipe, photo, pose or None, None, identity_landmarks=landmarks,
                                       options=GenerationOptions(batch_size=1),
-                                      pacing=Pacing(max(delay - 0.18, 0.02)))
-
-    return open_stream
+                                      pacing=Pacing(max(self.delay - 0.18, 0.02)))
 
 
-# Browser side. START: open the peer connection with the microphone (and camera), gather ICE, return the
-# offer in place of the hidden offer box's value; ANSWER: apply the server's answer; STOP: hang up.
-LIVE_JS_START = """
-async (photo, pose, useCam, offer) => {
-  if (window.pcavsLive) { window.pcavsLive.pc.close(); window.pcavsLive.media.getTracks().forEach(t => t.stop()); }
-  const pc = new RTCPeerConnection({iceServers: []});
-  const media = await navigator.mediaDevices.getUserMedia({audio: true, video: !!useCam});
-  media.getTracks().forEach(t => pc.addTrack(t, media));
-  if (!useCam) pc.addTransceiver('video', {direction: 'recvonly'});
-  const remote = new MediaStream();
-  pc.ontrack = (e) => {
-    remote.addTrack(e.track);
-    const v = document.querySelector('#pcavs-live-video');
-    if (v) { v.srcObject = remote; v.play().catch(() => {}); }
-  };
-  window.pcavsLive = {pc, media, remote};
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((done) => {
-    if (pc.iceGatheringState === 'complete') return done();
-    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') done(); });
-    setTimeout(done, 3000);
-  });
-  return [photo, pose, useCam, JSON.stringify({sdp: pc.localDescription.sdp, type: pc.localDescription.type})];
-}
-"""
+@functools.lru_cache(maxsize=2)
+def _pipeline(weights: str | None, device: str) -> Any:
+    from pcavs.infer.inputs import check_weights
+    from pcavs.infer.pipeline import TalkingFacePipeline
+    from pcavs.infer.sources import InputError
 
-LIVE_JS_ANSWER = """
-async (answer) => {
-  if (answer && window.pcavsLive) { await window.pcavsLive.pc.setRemoteDescription(JSON.parse(answer)); }
-  return [answer];
-}
-"""
-
-LIVE_JS_STOP = """
-() => {
-  if (window.pcavsLive) { window.pcavsLive.pc.close(); window.pcavsLive.media.getTracks().forEach(t => t.stop()); }
-  window.pcavsLive = null;
-  return [];
-}
-"""
+    if weights is None:
+        raise InputError("no model weights: restart the UI with --weights DIR")
+    check_weights(weights)
+    return TalkingFacePipeline.from_pretrained(weights, device=device)
 
 
-def add_live_tab(gr: Any, manager: LiveManager | None) -> None:
-    """Lay out the Live tab inside the current ``gr.Blocks`` context."""
-    if manager is None:
-        gr.Markdown("Live needs WebRTC support: `pip install 'pcavs[live]'` (aiortc), then restart `pcavs ui`.")
-        return
-    gr.Markdown("Speak into the **microphone**: the face speaks with your voice, a moment later. Optionally your "
-                "**camera** moves the head, or a pose track / video does; otherwise the photo's own pose is kept.")
-    with gr.Row():
-        with gr.Column(scale=4):
-            photo = gr.Image(label="Identity photo (empty: the demo face)", type="filepath", height=220,
-                             sources=["upload", "clipboard"], elem_id="live-photo")
-            pose = gr.File(label="Pose track (.npz) or video (optional)", file_types=[".npz", "video"],
-                           type="filepath", elem_id="live-pose")
-            use_cam = gr.Checkbox(label="Move the head with my camera", value=False, elem_id="live-camera")
-            with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="live-start")
-                stop = gr.Button("Stop", elem_id="live-stop")
-        with gr.Column(scale=5):
-            gr.HTML('<video id="pcavs-live-video" autoplay playsinline style="width:100%;max-height:360px;'
-                    'background:#111"></video>')
-            status = gr.Markdown(elem_id="live-status")
-    offer = gr.Textbox(visible=False)
-    answer = gr.Textbox(visible=False)
-    timer = gr.Timer(1.0)
-
-    async def on_start(photo_v: str | None, pose_v: str | None, cam: bool, offer_v: str,
-                       request: gr.Request) -> str:
-        if isinstance(pose_v, str) and Path(pose_v).suffix.lower() not in (".npz", ".mp4", ".mov", ".mkv",
-                                                                          ".webm", ".avi"):
-            pose_v = None
-        return await manager.start(request.session_hash or "default", offer_v, photo_v, None if cam else pose_v)
-
-    async def on_stop(request: gr.Request) -> str:
-        await manager.stop(request.session_hash or "default")
-        return "Stopped."
-
-    def on_tick(request: gr.Request) -> str:
-        return manager.status(request.session_hash or "default")
-
-    for fn in (on_start, on_stop, on_tick):  # gradio finds the request by its type; annotations are strings here
-        fn.__annotations__["request"] = gr.Request
-    start.click(on_start, [photo, pose, use_cam, offer], answer, js=LIVE_JS_START, api_visibility="private",
-                concurrency_id="live", concurrency_limit=4).then(
-        None, answer, answer, js=LIVE_JS_ANSWER, api_visibility="private")
-    stop.click(on_stop, None, status, js=LIVE_JS_STOP, api_visibility="private")
-    timer.tick(on_tick, None, status, api_visibility="private", show_progress="hidden")
+def pipeline_factory(backend: Any, delay: float = DEFAULT_DELAY) -> PipelineStreams:
+    """Streams on the UI backend's model (its weights and device; each session's process loads its own)."""
+    return PipelineStreams(None if backend.weights is None else str(backend.weights), backend.device, delay)

@@ -1,0 +1,58 @@
+"""A live session's stream in a child process (pcavs.ui.live_engine.ProcessEngine): frames and figures come
+back, the factory's errors are raised in the parent, the child ends with the session."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pcavs.infer.posesource import ConstantPose
+from pcavs.infer.sources import InputError
+from pcavs.infer.stream import TalkingFaceStream
+from pcavs.ui.live_engine import EngineStats, ProcessEngine
+
+SR = 16000
+
+
+def _index_render(windows: torch.Tensor, pose: torch.Tensor, start: int) -> torch.Tensor:
+    idx = torch.arange(start, start + windows.shape[0], dtype=torch.float32)  # frame i: grey level i
+    return (idx / 127.5 - 1).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).contiguous()
+
+
+def open_index_stream(photo: object, pose: object) -> TalkingFaceStream:  # picklable: the child opens it
+    return TalkingFaceStream(_index_render, ConstantPose(torch.zeros(12)), batch_size=1,
+                             pose_encoder=lambda image: torch.full((12,), float(image[0, 0, 0])))
+
+
+def open_nothing(photo: object, pose: object) -> TalkingFaceStream:
+    raise InputError(f"no face found in {photo}")
+
+
+def test_frames_come_back_from_the_child_process() -> None:
+    engine = ProcessEngine(open_index_stream, None, None, camera=True)
+    engine.wait_ready()
+    got: list[tuple] = []
+    engine.start(got.append)
+    engine.put(("pose", np.full((8, 8, 3), 7, np.uint8), 0.0))
+    engine.put(("audio", np.zeros(SR, np.float32), SR, time.monotonic()))  # 1 s: frames 0..22 (640 i + 1919 < 16000)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sum(m[0] == "frame" for m in got) < 23:
+        time.sleep(0.05)
+    engine.close()
+    frames = [m for m in got if m[0] == "frame"]
+    assert [m[1] for m in frames] == list(range(23))
+    assert [int(m[2][0, 0, 0]) for m in frames] == list(range(23))  # each slot's own picture
+    stats = [m[1] for m in got if m[0] == "stats"]
+    assert stats and isinstance(stats[0], EngineStats) and stats[0].generated > 0 and stats[0].lookahead_ms == 120
+    assert stats[-1].pose_frames == 1
+    assert not engine.running
+
+
+def test_the_factory_error_is_raised_in_the_parent() -> None:
+    engine = ProcessEngine(open_nothing, "me.jpg", None)
+    with pytest.raises(InputError, match="no face found in me.jpg"):
+        engine.wait_ready()
+    engine.close()
