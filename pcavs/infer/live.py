@@ -141,11 +141,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pcavs.media import MediaError
+    from pcavs.errors import UserError
 
     from .demo import DEMO_INPUTS, DEMO_WEIGHTS
     from .live_output import LiveWriter, check_live_output
-    from .pipeline import USER_ERRORS, GenerationOptions, TalkingFacePipeline, check_weights
+    from .pipeline import GenerationOptions, TalkingFacePipeline, check_weights
     from .sources import InputError, load_audio
     from .stream import TalkingFaceStream
     from .stream_pacing import Pacing
@@ -177,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         stream = TalkingFaceStream.open(pipe, identity, args.pose, args.pose_mode, options=opts,
                                         identity_landmarks=landmarks, gain=args.gain,
                                         pacing=None if args.no_pacing else Pacing(args.max_delay))
-    except USER_ERRORS + (MediaError,) as exc:
+    except UserError as exc:  # MediaError, InputError, CheckpointError, ...
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rate = 16000 if wave is not None else args.rate

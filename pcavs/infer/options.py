@@ -13,7 +13,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from pcavs.errors import UserError
 from pcavs.face.paste import PASTE_BACK_MAX_SIZE
 from pcavs.posetrack import (
     TrackEdit,
@@ -29,10 +28,6 @@ POSE_MODES: tuple[str, ...] = ("video", "still", "frontal", "self")
 DETECTORS: tuple[str, ...] = ("hog", "hog+cnn")  # pose-video tracking (as pcavs evaluate --detector)
 NOISE_MODES: tuple[str, ...] = ("random", "const", "none")
 MOUTH_WEIGHT_RANGE = (0.0, 5.0)  # accepted --mouth-weight values (the model's default is 1.2)
-
-#: Exceptions that mean "the user can fix this" (one base, :class:`pcavs.errors.UserError`): the CLI
-#: prints them and exits with status 2, the UI shows them, ``pcavs batch`` records them per row.
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
 
 ImageSource = str | os.PathLike[str] | np.ndarray
 AudioSource = str | os.PathLike[str] | np.ndarray | torch.Tensor

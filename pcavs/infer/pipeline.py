@@ -77,7 +77,6 @@ from .options import (
     NOISE_MODES,
     POSE_MODES,
     PRECISIONS,
-    USER_ERRORS,
     AudioSource,
     GenerationOptions,
     GenerationResult,
@@ -89,7 +88,7 @@ from .sources import InputError, InputWarning, speech_features, speech_windows, 
 
 __all__ = ["POSE_MODES", "STAGES", "InputError", "InputWarning", "GenerationInputs", "GenerationOptions",
            "GenerationResult", "TalkingFacePipeline", "align_identity", "check_weights", "generate_video",
-           "prepare_inputs", "resolve_device", "resolve_pose_mode", "USER_ERRORS", "DETECTORS", "MOUTH_WEIGHT_RANGE",
+           "prepare_inputs", "resolve_device", "resolve_pose_mode", "DETECTORS", "MOUTH_WEIGHT_RANGE",
            "NOISE_MODES", "PRECISIONS", "identity_face", "check_output"]
 
 
