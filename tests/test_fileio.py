@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -23,6 +25,13 @@ def test_atomic_path_replaces_on_success_and_keeps_the_old_file_on_failure(tmp_p
         assert tmp.suffix == ".png"
         tmp.write_text("new")
     assert out.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_atomic_outputs_get_a_plain_files_mode_not_mkstemps_0600(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    atomic_write_text(tmp_path / "w.json", "{}")
+    assert stat.S_IMODE((tmp_path / "w.json").stat().st_mode) == 0o666 & ~mask  # 0644 under umask 022
 
 
 def test_json_is_strict_nan_becomes_null_numpy_becomes_python(tmp_path):
