@@ -33,6 +33,7 @@ from pcavs.synth.benchmark import (
     speech_order,
 )
 from pcavs.synth.motion import eval_angles
+from pcavs.synth.rollmeter import CropRollEstimator
 from pcavs.synth.speech import have_espeak, mouth_track
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed (apt-get install espeak-ng)")
@@ -104,10 +105,12 @@ def test_script_writes_the_table_floor_and_checks(tmp_path: Path):
     spec.loader.exec_module(bench)
     torch.manual_seed(0)
     save_weights(PCAVS(preset("tiny")), tmp_path / "w")
-    torch.save(Estimator(32).state_dict(), tmp_path / "est.pt")  # a cached estimator: no training here
+    torch.save(Estimator(32).state_dict(), tmp_path / "est.pt")  # cached estimators: no training here
+    torch.save(CropRollEstimator(32).state_dict(), tmp_path / "roll.pt")
     report = tmp_path / "r.json"
     args = ["--weights", str(tmp_path / "w"), "--triples", "1", "--seconds", "0.4",
-            "--estimator", str(tmp_path / "est.pt"), "--json", str(report)]  # fmt: skip
+            "--estimator", str(tmp_path / "est.pt"), "--roll-estimator", str(tmp_path / "roll.pt"),
+            "--json", str(report)]  # fmt: skip
     assert bench.main(args) == 0
     r = json.loads(report.read_text())
     assert set(r["table"]) == {"model", "copy", "shuffled_audio", "still_pose"}

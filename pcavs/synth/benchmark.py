@@ -303,16 +303,26 @@ def mouth_region_error(gen: np.ndarray, target: np.ndarray, boxes: np.ndarray) -
     return float(np.mean(errs))
 
 
-def score(gen: np.ndarray, case: Case, estimator: Estimator) -> dict[str, float]:
+def score(gen: np.ndarray, case: Case, estimator: Estimator, roll_reader: Estimator | None = None) -> dict[str, float]:
+    """Scores of ``gen`` against the case's target; angle motion is each angle about its clip mean.
+
+    ``roll_reader`` (a :class:`pcavs.synth.rollmeter.CropRollEstimator`) reads the roll motion columns;
+    ``*_coarse`` keep them as ``estimator`` reads them (its absolute roll; the same without a reader).
+    """
     pred = estimator.predict(gen)
     psnr = psnr_batch(gen, case.target)
     axes = np.abs(pred[:, :3] - case.pose).mean(0)  # yaw, pitch, roll
-    # motion: each angle about its own mean over the clip (what a clip crop can pass on for roll)
-    motion = np.abs((pred[:, :3] - pred[:, :3].mean(0)) - (case.pose - case.pose.mean(0))).mean(0)
+    truth = case.pose - case.pose.mean(0)
+    motion = np.abs((pred[:, :3] - pred[:, :3].mean(0)) - truth).mean(0)
     # the same against the estimator's reading of the exact target instead of the truth: its per-frame
-    # noise (1.9 deg in roll motion, as large as the motion) then largely cancels, the floor is 0
+    # noise then largely cancels, the floor is 0
     seen = estimator.predict(case.target)[:, :3]
     agree = np.abs((pred[:, :3] - pred[:, :3].mean(0)) - (seen - seen.mean(0))).mean(0)
+    coarse = {"roll_motion_err_coarse": float(motion[2]), "roll_motion_vs_target_coarse": float(agree[2])}
+    if roll_reader is not None:
+        roll, roll_seen = roll_reader.predict(gen)[:, 2], roll_reader.predict(case.target)[:, 2]
+        motion[2] = np.abs((roll - roll.mean()) - truth[:, 2]).mean()
+        agree[2] = np.abs((roll - roll.mean()) - (roll_seen - roll_seen.mean())).mean()
     return {
         "ssim": float(np.mean(ssim_batch(gen, case.target))),
         "psnr": float(np.mean(np.minimum(psnr, 100.0))),
@@ -322,6 +332,7 @@ def score(gen: np.ndarray, case: Case, estimator: Estimator) -> dict[str, float]
         **{f"{k}_err": float(e) for k, e in zip(POSE_KEYS, axes, strict=True)},
         **{f"{k}_motion_err": float(e) for k, e in zip(POSE_KEYS, motion, strict=True)},
         **{f"{k}_motion_vs_target": float(e) for k, e in zip(POSE_KEYS, agree, strict=True)},
+        **coarse,
     }
 
 
