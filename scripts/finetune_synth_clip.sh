@@ -3,7 +3,9 @@
 # model (trained on levelled crops by scripts/train_synth.sh) fine-tuned on SynthTalk shards cropped the
 # clip way: 300 landmark steps (the FAN now sees rolled and zoomed crops), then 1200 joint steps with the
 # lr decayed to 0 over the last 600, then a second joint pass of 1400 steps decayed over the last 700
-# (SSIM gain 0.112 -> 0.117, pose ratio 0.595 -> 0.582). Run from a checkout whose pcavs/assets/weights/synthtalk-small is the
+# (SSIM gain 0.112 -> 0.117, pose ratio 0.595 -> 0.582), then a third of 2200 steps decayed over the last
+# 1100 (SSIM gain 0.117 -> 0.133, pose ratio 0.582 -> 0.541; 2025 s of training on a shared machine,
+# stopped twice by SIGTERM before the decay began and resumed with the final schedule). Run from a checkout whose pcavs/assets/weights/synthtalk-small is the
 # previous model (git show 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
 #   DATA=data/synthtalk RUNS=runs/clip INIT=path/to/previous/weights bash scripts/finetune_synth_clip.sh
 set -euo pipefail
@@ -20,3 +22,5 @@ $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint" -
     steps=1200 optim.decay_steps=600
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/joint/weights" \
     steps=1400 optim.decay_steps=700
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" --init-from "$RUNS/joint2/weights" \
+    steps=2200 optim.decay_steps=1100
