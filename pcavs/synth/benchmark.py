@@ -243,6 +243,18 @@ class Estimator(nn.Module):
 _CLIP_SPREAD = {"yaw": 5.8, "pitch": 5.8, "roll": 2.9, "tx": 0.01, "ty": 0.01, "scale": 0.02}
 
 
+def random_pose(rng: np.random.Generator) -> dict[str, float]:
+    """A head pose drawn uniformly within :data:`LIMITS` (the estimators' training poses)."""
+    pose = {k: float(rng.uniform(-LIMITS[k], LIMITS[k])) for k in ("yaw", "pitch", "roll", "tx", "ty")}
+    pose["scale"] = float(1 + rng.uniform(-LIMITS["scale"], LIMITS["scale"]))
+    return pose
+
+
+def random_mouth(rng: np.random.Generator) -> tuple[float, float]:
+    """(opening, width) of a mouth, skewed towards closed as speech is."""
+    return float(rng.uniform(0, 1) ** 1.5), float(rng.uniform(0.3, 0.7))
+
+
 def estimator_samples(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random people, poses and mouths, cropped as the benchmark crops clips: (crops, targets).
 
@@ -255,10 +267,9 @@ def estimator_samples(count: int, size: int, seed: int = 0) -> tuple[np.ndarray,
     for p in range(0, count, per_person):
         r = Renderer(person(ESTIMATOR_SEED_BASE + 1000 * seed + p), RENDER_SIZE)
         for _ in range(min(per_person, count - p)):
-            pose = {k: float(rng.uniform(-LIMITS[k], LIMITS[k])) for k in ("yaw", "pitch", "roll", "tx", "ty")}
-            pose["scale"] = float(1 + rng.uniform(-LIMITS["scale"], LIMITS["scale"]))
+            pose = random_pose(rng)
             anchor = {k: v + float(rng.normal(0, _CLIP_SPREAD[k])) for k, v in pose.items()}
-            mouth, width = float(rng.uniform(0, 1) ** 1.5), float(rng.uniform(0.3, 0.7))
+            mouth, width = random_mouth(rng)
             _, anchor_gt = r.render_frame(anchor, mouth, width)
             frame, gt = r.render_frame(pose, mouth, width, float(rng.uniform() < 0.1))
             crop, _ = _align(np.stack([frame, frame]), [anchor_gt, gt], size)

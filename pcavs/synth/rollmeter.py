@@ -28,8 +28,8 @@ from pcavs.data.augment import gaussian_blur
 from pcavs.face.align import clip_frame_matrices, compose, crop_matrix, warp_to_input
 from pcavs.media import images_to_tensor
 
-from .benchmark import RENDER_SIZE, Estimator, person
-from .motion import LIMITS, eval_angles
+from .benchmark import RENDER_SIZE, Estimator, person, random_mouth, random_pose
+from .motion import eval_angles
 from .render import Renderer
 
 ROLL_SEED_BASE = 8_500_000  # people of the training samples: apart from benchmark and estimator seeds
@@ -70,9 +70,8 @@ def roll_samples(count: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarr
     for p in range(0, count, per_person):
         r = Renderer(person(ROLL_SEED_BASE + 1000 * seed + p), RENDER_SIZE)
         for _ in range(min(per_person, count - p)):
-            pose = {k: float(rng.uniform(-LIMITS[k], LIMITS[k])) for k in ("yaw", "pitch", "roll", "tx", "ty")}
-            pose["scale"] = float(1 + rng.uniform(-LIMITS["scale"], LIMITS["scale"]))
-            mouth, width = float(rng.uniform(0, 1) ** 1.5), float(rng.uniform(0.3, 0.7))
+            pose = random_pose(rng)
+            mouth, width = random_mouth(rng)
             frame, gt = r.render_frame(pose, mouth, width, float(rng.uniform() < 0.1))
             lm = np.asarray(gt["landmarks"], np.float64)
             centre = lm[[36, 45, 62]].mean(0)
