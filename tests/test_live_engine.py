@@ -12,7 +12,7 @@ import torch
 from pcavs.infer.posesource import ConstantPose
 from pcavs.infer.sources import InputError
 from pcavs.infer.stream import TalkingFaceStream
-from pcavs.ui.live_engine import EngineStats, ProcessEngine
+from pcavs.ui.live_engine import EngineStats, ProcessEngine, engine_threads
 
 SR = 16000
 
@@ -56,3 +56,11 @@ def test_the_factory_error_is_raised_in_the_parent() -> None:
     with pytest.raises(InputError, match="no face found in me.jpg"):
         engine.wait_ready()
     engine.close()
+
+
+def test_the_model_child_leaves_a_core_to_the_server_and_browser():
+    assert engine_threads(2, cores=2) == 1  # 2 threads on 2 cores: 6 frames/s; 1 thread: 24.6
+    assert engine_threads(1, cores=2) == 1
+    assert engine_threads(16, cores=16) == 15
+    assert engine_threads(4, cores=16) == 4  # an explicit lower setting is kept
+    assert engine_threads(8, cores=1) == 1
