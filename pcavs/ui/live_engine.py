@@ -15,6 +15,7 @@ Messages out: ``("frame", index, image)``, ``("stats", EngineStats)``, ``("error
 
 from __future__ import annotations
 
+import abc
 import logging
 import math
 import multiprocessing
@@ -76,17 +77,17 @@ def run_engine(stream: Any, get: Callable[[bool], tuple | None], emit: Sink) -> 
             last_stats = now
 
 
-class Engine:
+class Engine(abc.ABC):
     """Where a session's stream runs: :meth:`start` with the session's sink, :meth:`put` items, :meth:`close`."""
 
-    def start(self, sink: Sink) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self, sink: Sink) -> None: ...
 
-    def put(self, item: tuple) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def put(self, item: tuple) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
 
 class ThreadEngine(Engine):
