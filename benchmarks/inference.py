@@ -30,6 +30,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from pcavs.config import preset
+from pcavs.device import set_cpu_threads
 from pcavs.model import PCAVS, generator_chunk
 
 
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_cpu_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
     model = PCAVS(preset(args.preset)).eval().to(device)

@@ -33,6 +33,7 @@ import torch
 
 from pcavs.audio import num_video_frames
 from pcavs.config import preset
+from pcavs.device import set_cpu_threads
 from pcavs.infer.demo import DEMO_INPUTS, DEMO_WEIGHTS
 from pcavs.infer.live import drive, paced_chunks
 from pcavs.infer.live_output import LiveWriter
@@ -83,7 +84,7 @@ def decoded(path: Path) -> tuple[int, float]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    torch.set_num_threads(args.threads)
+    set_cpu_threads(args.threads)
     pipe = load_pipe(args.preset, args.device)
     speech = read_audio(DEMO_INPUTS / "speech.wav")
     wave = np.tile(speech, int(np.ceil(args.seconds * SR / speech.size)))[: int(args.seconds * SR)]

@@ -111,9 +111,9 @@ _POOL_JOB: tuple[str, Callable[[Any], Any], Any] | None = None  # (token, setup,
 
 def _set_threads(threads: int) -> None:
     if threads > 0:
-        import torch
+        from pcavs.device import set_cpu_threads
 
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
 
 
 def _state(token: str, setup: Callable[[Any], Any], shared: Callable[[], Any]) -> Any:

@@ -31,6 +31,13 @@ def open_nothing(photo: object, pose: object) -> TalkingFaceStream:
     raise InputError(f"no face found in {photo}")
 
 
+def open_thread_report(photo: object, pose: object) -> TalkingFaceStream:  # says the child's thread counts
+    from threadpoolctl import threadpool_info
+
+    blas = sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
+    raise InputError(f"torch={torch.get_num_threads()} blas={blas}")
+
+
 def test_frames_come_back_from_the_child_process() -> None:
     engine = ProcessEngine(open_index_stream, None, None, camera=True)
     engine.wait_ready()
@@ -56,6 +63,16 @@ def test_the_factory_error_is_raised_in_the_parent() -> None:
     with pytest.raises(InputError, match="no face found in me.jpg"):
         engine.wait_ready()
     engine.close()
+
+
+def test_the_child_limits_numpys_blas_threads_as_well_as_torchs() -> None:
+    # OpenBLAS's own spinning threads (the stream's mel) took 4/5 of the frames while torch had 1 thread
+    engine = ProcessEngine(open_thread_report, None, None)
+    with pytest.raises(InputError) as err:
+        engine.wait_ready()
+    engine.close()
+    want = engine_threads(torch.get_num_threads())
+    assert str(err.value) == f"torch={want} blas=[{want}]"
 
 
 def test_the_model_child_leaves_a_core_to_the_server_and_browser():

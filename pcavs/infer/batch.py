@@ -230,9 +230,9 @@ def run_batch(manifest: str | os.PathLike[str], outdir: str | os.PathLike[str], 
                 if progress:
                     print(f"batch: {len(todo)} rows on {eng.describe()}", file=sys.stderr)
                 if eng.in_process and threads:
-                    import torch
+                    from pcavs.device import set_cpu_threads
 
-                    torch.set_num_threads(threads)
+                    set_cpu_threads(threads)
                 # loaded once here, on the CPU; the workers get it through the pool or Ray's object store
                 job = Job(_setup, _Shared(load_model(weights, device="cpu"), device, str(out)), _render_row,
                           name="pcavs-batch")

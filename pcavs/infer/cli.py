@@ -143,9 +143,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: --threads must be 1 or more (0: torch's default), got {threads}", file=sys.stderr)
         return 2
     if threads:
-        import torch
+        from pcavs.device import set_cpu_threads
 
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
     weights = args.weights
     if weights is None:
         weights = DEMO_WEIGHTS

@@ -162,9 +162,9 @@ def _run(args: argparse.Namespace) -> int:
         weights = args.weights or DEMO_WEIGHTS
         check_weights(weights)
         if args.threads:
-            import torch
+            from pcavs.device import set_cpu_threads
 
-            torch.set_num_threads(args.threads)
+            set_cpu_threads(args.threads)
         identity, landmarks = args.identity, None
         if identity is None:
             import json

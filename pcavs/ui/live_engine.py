@@ -203,11 +203,11 @@ def engine_threads(requested: int, cores: int | None = None) -> int:
 
 
 def _child_main(factory: StreamFactory, photo: Any, pose: Any, camera: bool, threads: int, conn: Any) -> None:
-    import torch
+    from pcavs.device import set_cpu_threads
 
     if NICE and hasattr(os, "nice"):
         os.nice(NICE)
-    torch.set_num_threads(threads)
+    set_cpu_threads(threads)  # numpy's BLAS too: its spinning threads cost 4/5 of the frames (see there)
     try:
         stream = factory(photo, pose)
         if camera:  # the face tracker's models load now, not on the first camera frame
