@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from pcavs.audio import mel_windows, melspectrogram
+from pcavs.config import ConfigError
 from pcavs.data.augment import AugmentConfig
 from pcavs.data.clips import PreprocessConfig, discover_clips
 from pcavs.data.dataset import (
@@ -283,6 +284,31 @@ def test_reference_distance(tmp_path: Path) -> None:
     for s in ClipDataset(DataConfig(str(short), min_ref_distance=25)):
         f = int(s["frame"][0])
         assert int(s["reference_frame"]) == (0 if f >= 19 - f else 19)  # farthest frame
+
+
+def test_reference_from_another_clip_of_the_same_person(tmp_path: Path) -> None:
+    root = write_synthetic_dataset(tmp_path / "d", num_clips=7, frames=20, size=16, labels=3, landmarks=False)
+    stored = {k: s for shard in sorted((root / "shards").glob("*.tar")) for k, s in iter_shard(shard)}
+    base = list(ClipDataset(DataConfig(str(root), samples_per_clip=3)))
+    assert all(int(s["reference_clip"]) == int(s["clip"]) for s in base)
+    ds = ClipDataset(DataConfig(str(root), samples_per_clip=3, reference_other_clip=1.0))
+    keys, labels = [c.key for c in ds.clips], [c.label for c in ds.clips]
+    moved = 0
+    for s, b in zip(ds, base, strict=True):
+        c, rc = int(s["clip"]), int(s["reference_clip"])
+        assert labels[rc] == labels[c]
+        assert rc != c or len(ds.clips_of_label[labels[c]]) == 1  # label 2 has clips 2 and 5; all have others
+        moved += rc != c
+        ref = torch.from_numpy(stored[keys[rc]]["frames.npy"][int(s["reference_frame"])])
+        assert torch.equal(s["reference"], ref.permute(2, 0, 1).float() / 127.5 - 1)
+        for name in ("frames", "augmented", "mel", "mel_shifted"):  # only the reference moves
+            assert torch.equal(s[name], b[name]), name
+    assert moved == len(base)
+    half = [int(s["reference_clip"]) != int(s["clip"])
+            for s in ClipDataset(DataConfig(str(root), samples_per_clip=8, reference_other_clip=0.5))]
+    assert 0.25 < sum(half) / len(half) < 0.75
+    with pytest.raises(ConfigError, match="reference_other_clip"):
+        DataConfig(str(root), reference_other_clip=1.5)
 
 
 def test_frames_and_mel_alignment(vox_dst: Path, synth: Path) -> None:

@@ -63,6 +63,9 @@ class DataConfig:
     shift_negatives: int = 2  # M time-shifted mel windows per frame (extra contrastive negatives)
     min_shift: int = 5  # frames between a target window and its shifted negatives
     min_ref_distance: int = 25  # frames between reference and target window, when the clip allows
+    # probability that the reference is a random frame of another clip with the same label (same person,
+    # another head pose and crop), where the person has one; 0 draws nothing, so samples stay as before
+    reference_other_clip: float = 0.0
     shuffle_buffer: int = 256  # plans are small: thousands cost nothing
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
@@ -73,6 +76,8 @@ class DataConfig:
             raise ConfigError("clip_len and samples_per_clip must be >= 1")
         if self.shift_negatives < 0 or self.min_shift < 1 or self.min_ref_distance < 0 or self.shuffle_buffer < 0:
             raise ConfigError("shift_negatives, min_ref_distance and shuffle_buffer must be >= 0, min_shift >= 1")
+        if not 0.0 <= self.reference_other_clip <= 1.0:
+            raise ConfigError(f"reference_other_clip must be in [0, 1], got {self.reference_other_clip}")
         if self.image_size is not None and self.image_size < 8:
             raise ConfigError(f"image_size must be >= 8, got {self.image_size}")
 
@@ -151,6 +156,9 @@ class ClipDataset(IterableDataset):
         if not self.clips:
             raise ShardError(f"{cfg.root}: no clip with at least clip_len={cfg.clip_len} frames (split={cfg.split})")
         self.labels: list[str] = list(self.meta["labels"])
+        self.clips_of_label: dict[int, list[int]] = {}
+        for i, c in enumerate(self.clips):
+            self.clips_of_label.setdefault(c.label, []).append(i)
         self.stored_size = int(self.meta["size"])
         self.size = cfg.image_size or self.stored_size
 
@@ -246,6 +254,15 @@ class ClipDataset(IterableDataset):
             return [start + d] * m
         return [int(s) for s in rng.choice(valid, m, replace=valid.size < m)]
 
+    def _reference_clip(self, rng: np.random.Generator, clip: int) -> int:
+        p = self.cfg.reference_other_clip
+        if p == 0.0:  # no draw: the sample stream is the one made before this option existed
+            return clip
+        others = [c for c in self.clips_of_label[self.clips[clip].label] if c != clip]
+        if rng.random() >= p or not others:
+            return clip
+        return others[int(rng.integers(len(others)))]
+
     def _windows(self, reader: _Reader, clip: ClipInfo, start: int) -> torch.Tensor:
         # Read only the mel rows the K windows use; lo is a multiple of rows_per_frame, so frame f of the
         # clip is frame f - lo/rows_per_frame of the slice and mel_windows' zero-padding beyond the
@@ -271,10 +288,13 @@ class ClipDataset(IterableDataset):
         shifts = self._shifts(rng, clip.num_frames, start)
         frames = self._images(reader.rows(clip, "frames.npy", start, start + k))
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        ref_clip = self._reference_clip(rng, clip_idx)  # drawn last: everything else stays as without it
+        if ref_clip != clip_idx:
+            ref = int(rng.integers(self.clips[ref_clip].num_frames))
         out: Batch = {
             "frames": frames,
             "augmented": augment_nonidentity(frames, gen, self.cfg.augment),
-            "reference": self._images(reader.rows(clip, "frames.npy", ref, ref + 1))[0],
+            "reference": self._images(reader.rows(self.clips[ref_clip], "frames.npy", ref, ref + 1))[0],
             "mel": self._windows(reader, clip, start),
             "mel_shifted": torch.stack([self._windows(reader, clip, s) for s in shifts], 1) if shifts
             else torch.zeros(k, 0, 1, DEFAULT_AUDIO.n_mels, DEFAULT_AUDIO.window_rows),
@@ -282,6 +302,7 @@ class ClipDataset(IterableDataset):
             "clip": torch.tensor(clip_idx, dtype=torch.int64),
             "frame": torch.arange(start, start + k, dtype=torch.int64),
             "reference_frame": torch.tensor(ref, dtype=torch.int64),
+            "reference_clip": torch.tensor(ref_clip, dtype=torch.int64),
             "sample": torch.tensor(g, dtype=torch.int64),
         }
         if "landmarks.npy" in clip.members:

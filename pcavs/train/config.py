@@ -74,6 +74,9 @@ class DataSpec:
     clip_len: int = 1
     samples_per_clip: int = 4
     shift_negatives: int = 2
+    # share of references taken from another clip of the same person (0: always the target's own clip,
+    # as the official data); a reference whose head pose is the target's lets G copy the pose from it
+    reference_other_clip: float = 0.0
     num_workers: int = 0
 
 

@@ -18,7 +18,8 @@ def data_config(cfg: TrainConfig) -> DataConfig:
     d = cfg.data
     return DataConfig(
         root=d.root, clip_len=d.clip_len, image_size=size, samples_per_clip=d.samples_per_clip,
-        shift_negatives=d.shift_negatives, seed=cfg.seed, augment=d.augment,
+        shift_negatives=d.shift_negatives, reference_other_clip=d.reference_other_clip, seed=cfg.seed,
+        augment=d.augment,
     )  # fmt: skip
 
 
