@@ -57,7 +57,7 @@ demo: install
 train-synth: install
 	bash scripts/train_synth.sh
 
-# train-synth plus a second joint pass (the built-in model's schedule); resumable, run it in the background
+# train-synth plus the built-in model's last two joint passes (identity frames from other clips); resumable, run it in the background
 train-synth-full: install
 	bash scripts/train_synth_full.sh
 

@@ -5,8 +5,12 @@
 # lr decayed to 0 over the last 600, then a second joint pass of 1400 steps decayed over the last 700
 # (SSIM gain 0.112 -> 0.117, pose ratio 0.595 -> 0.582), then a third of 2200 steps decayed over the last
 # 1100 (SSIM gain 0.117 -> 0.133, pose ratio 0.582 -> 0.541; 2025 s of training on a shared machine,
-# stopped twice by SIGTERM before the decay began and resumed with the final schedule). Run from a checkout whose pcavs/assets/weights/synthtalk-small is the
-# previous model (git show 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
+# stopped twice by SIGTERM before the decay began and resumed with the final schedule), then two passes
+# of 3000 steps decayed over the last 1500 with identity frames from another clip of the same person,
+# half of them and then all (pose ratio 0.541 -> 0.489 -> 0.475, roll motion 0.611 -> 0.454 -> 0.411,
+# SSIM gain 0.133 -> 0.154 -> 0.163; 2584 s and 2721 s). Run from a checkout whose
+# pcavs/assets/weights/synthtalk-small is the previous model (git show
+# 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
 #   DATA=data/synthtalk RUNS=runs/clip INIT=path/to/previous/weights bash scripts/finetune_synth_clip.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +28,7 @@ $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" 
     steps=1400 optim.decay_steps=700
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" --init-from "$RUNS/joint2/weights" \
     steps=2200 optim.decay_steps=1100
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4" --init-from "$RUNS/joint3/weights" \
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint5" --init-from "$RUNS/joint4/weights" \
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The long CPU recipe: scripts/train_synth.sh (data and the four stages from scratch, about 54 minutes
-# of training on an idle 2-core machine), then joint passes of 1400 steps (lr decayed to 0 over the last
-# 700, about 30 minutes) and 2200 steps (decayed over the last 1100, about 35 minutes), as the shipped
-# built-in model's last two passes. Every step
+# of training on an idle 2-core machine), then two joint passes of 3000 steps (lr decayed to 0 over the
+# last 1500, about 43 minutes each) with identity frames from another clip of the same person, half of
+# them and then all, as the shipped built-in model's last two passes. Every step
 # resumes when run again: start it in the background and rerun the same command after an interruption.
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
 set -euo pipefail
@@ -13,8 +13,8 @@ RUNS=${RUNS:-runs/synth-small}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on a shared 2-core machine one thread was 3.5x faster
 DATA=$DATA RUNS=$RUNS bash scripts/train_synth.sh "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/joint/weights" \
-    steps=1400 optim.decay_steps=700 "$@"
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5 "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" --init-from "$RUNS/joint2/weights" \
-    steps=2200 optim.decay_steps=1100 "$@"
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 "$@"
 .venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/joint2', '$RUNS/joint3'], '$RUNS/loss_curves_full.png'))"
 echo "weights: $RUNS/joint3/weights"
