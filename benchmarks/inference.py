@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     ap.add_argument("--seconds", type=float, default=10.0, help="time spent per configuration")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch and BLAS (0: their defaults)")
     ap.add_argument("--chunk", type=_chunk_arg, default="auto", help="generator frames per call: auto, all or N")
     ap.add_argument("--full", type=float, nargs="*", default=[], metavar="S",
                     help="also run the whole pipeline on S seconds of audio (each in a fresh process)")

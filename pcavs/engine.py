@@ -67,7 +67,7 @@ class EngineConfig:
     ray: str | None = None  # "auto" (a cluster on this machine or $RAY_ADDRESS, else a new local one) or ADDRESS
     cpus: float = 1.0  # Ray: CPUs each task reserves (also its torch threads)
     gpus: float = 0.0  # Ray: GPUs each task reserves (0.5: two tasks share one GPU)
-    threads: int = 0  # torch threads per worker process (0: 1 in a pool, the task's CPUs under Ray)
+    threads: int = 0  # torch and BLAS threads per worker process (0: 1 in a pool, the task's CPUs under Ray)
     retries: int = 3  # Ray: reruns of a task whose worker process or node died
 
     def __post_init__(self) -> None:

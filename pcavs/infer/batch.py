@@ -253,7 +253,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="weights folder (default: the built-in model)")
     parser.add_argument("--workers", type=int, default=1, help="processes, each loading the weights once")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per worker (0: 1 with --workers > 1)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads (torch, BLAS) per worker (0: 1 with --workers > 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_arguments(parser)
 

@@ -88,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="centre each speech window on its frame (for models trained that way; the official "
                           "and pcavs models pair frame i with the window centred 15 ms earlier)")
     gen.add_argument("--threads", type=int, default=0, metavar="N",
-                     help="torch CPU threads (default 0: torch's choice; 1 avoids oversubscription on busy machines)")
+                     help="CPU threads for torch and numpy's BLAS (default 0: their choice; 1 avoids "
+                     "oversubscription on busy machines)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -123,7 +123,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen = parser.add_argument_group("generation")
     gen.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto", help="default auto")
     gen.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 (default) or bf16")
-    gen.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (0: torch's choice)")
+    gen.add_argument("--threads", type=int, default=0, metavar="N",
+                     help="CPU threads for torch and numpy's BLAS (0: their choice)")
     gen.add_argument("--seed", type=int, default=0, help="seed of the generator noise")
     gen.add_argument("--noise", choices=NOISE_MODES, default="random", help="generator noise")
     gen.add_argument("--mouth-weight", type=float, default=None, metavar="W", help="scale of the speech feature")
