@@ -1,10 +1,10 @@
-"""Do the pose and mouth codes carry what the generator needs? Two quick checks before a long run.
+"""Do the pose and mouth codes carry what the generator needs? Three quick checks before a long run.
 
 ``probe``: how much of the target frames' landmark variance a ridge regression recovers, on
 held-out frames, from E's feature and the pose code (all 68 points) and from the audio's mouth
 style (the 20 mouth points); R^2, 1 = all of it.
 ``angles``: how well head yaw, pitch and roll can be read (ridge, fitted on three quarters of the
-identities, tested on the rest) from the pose code, from the FAN's heatmap landmarks, and from the
+identities, tested on the rest) from the pose code, from E's feature, from the FAN's heatmap landmarks, and from the
 crop's exact landmarks; mean absolute error in degrees, split into the per-clip offset and the motion
 within the clip. Needs shards with SynthTalk's ground truth (its per-frame angles).
 ``fit``: the generator and identity encoder trained for a few hundred steps with the *exact*
@@ -164,12 +164,12 @@ def soft_points(heatmaps: Tensor, image_size: int, floor: float = 0.1) -> Tensor
 
 @torch.no_grad()
 def collect_angles(model: PCAVS, root: str, frames_per_clip: int = 10) -> dict[str, Tensor]:
-    """Per sampled frame: the pose code, the FAN's soft landmarks, the exact landmarks, the true angles
+    """Per sampled frame: the pose code, E's feature, the FAN's soft landmarks, the exact landmarks, the true angles
     (yaw, pitch, roll from the clip's ground truth), the clip and label indices."""
     model.eval()
     meta, clips = load_index(root)
     labels = {name: i for i, name in enumerate(meta["labels"])}
-    rows: dict[str, list[Tensor]] = {k: [] for k in ("pose_code", "fan_points", "landmarks", "angles")}
+    rows: dict[str, list[Tensor]] = {k: [] for k in ("pose_code", "feature", "fan_points", "landmarks", "angles")}
     clip_ids: list[int] = []
     label_ids: list[int] = []
     for shard in dict.fromkeys(c.shard for c in clips):
@@ -183,6 +183,7 @@ def collect_angles(model: PCAVS, root: str, frames_per_clip: int = 10) -> dict[s
             x = torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1
             feature = model.E(x)
             rows["pose_code"].append(model.E.pose_code(feature))
+            rows["feature"].append(feature.flatten(1))
             rows["fan_points"].append(soft_points(model.E.model.heatmaps(x), x.shape[-1]).flatten(1))
             rows["landmarks"].append(torch.from_numpy(fields["landmarks.npy"][idx]).float().flatten(1))
             rows["angles"].append(torch.tensor([[truth[i][a] for a in ANGLES] for i in idx]))
@@ -195,13 +196,16 @@ def collect_angles(model: PCAVS, root: str, frames_per_clip: int = 10) -> dict[s
 
 def angle_probe(data: dict[str, Tensor], test_share: float = 0.25) -> dict[str, dict[str, list[float]]]:
     """:func:`angle_errors` of ridge read-outs of the angles, tested on the last ``test_share`` of the
-    identities (unseen by the fit); ``mean only`` predicts the fitted rows' mean angles."""
+    identities (unseen by the fit); ``mean only`` predicts the fitted rows' mean angles. Read-outs
+    absent from ``data`` are skipped."""
     test = data["label"] >= int(round(int(data["label"].max() + 1) * (1 - test_share)))
     if test.all() or not test.any():
         raise ValueError("need identities on both sides of the split")
     y = data["angles"]
     out = {"mean only": angle_errors(y[~test].mean(0).expand_as(y), y, data["clip"], test)}
-    for name in ("pose_code", "fan_points", "landmarks"):
+    for name in ("pose_code", "feature", "fan_points", "landmarks"):
+        if name not in data:
+            continue
         out[name] = angle_errors(ridge_predict(data[name], y, ~test), y, data["clip"], test)
     return out
 
