@@ -8,7 +8,9 @@
 # stopped twice by SIGTERM before the decay began and resumed with the final schedule), then two passes
 # of 3000 steps decayed over the last 1500 with identity frames from another clip of the same person,
 # half of them and then all (pose ratio 0.541 -> 0.489 -> 0.475, roll motion 0.611 -> 0.454 -> 0.411,
-# SSIM gain 0.133 -> 0.154 -> 0.163; 2584 s and 2721 s). Run from a checkout whose
+# SSIM gain 0.133 -> 0.154 -> 0.163; 2584 s and 2721 s), then 8000 landmark steps decayed over the last
+# 4000 (the FAN's landmark error on the clip crops 1.42 -> 0.58 px; 1401 s) and a 3000-step joint pass at
+# 1.0 (2763 s; pose 4.59 -> 4.46 deg, roll motion 1.05 -> 0.87, SSIM gain 0.163 -> 0.173). Run from a checkout whose
 # pcavs/assets/weights/synthtalk-small is the previous model (git show
 # 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
 #   DATA=data/synthtalk RUNS=runs/clip INIT=path/to/previous/weights bash scripts/finetune_synth_clip.sh
@@ -31,4 +33,8 @@ $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" 
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4" --init-from "$RUNS/joint3/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint5" --init-from "$RUNS/joint4/weights" \
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0
+$PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/landmarks2" --init-from "$RUNS/joint5/weights" \
+    steps=8000 optim.decay_steps=4000
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint6" --init-from "$RUNS/landmarks2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0

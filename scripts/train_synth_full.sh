@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The long CPU recipe: scripts/train_synth.sh (data and the four stages from scratch, about 54 minutes
-# of training on an idle 2-core machine), then two joint passes of 3000 steps (lr decayed to 0 over the
-# last 1500, about 43 minutes each) with identity frames from another clip of the same person, half of
-# them and then all, as the shipped built-in model's last two passes. Every step
+# of training on an idle 2-core machine; 65 on a shared one), then 8000 more landmark steps (the FAN's
+# landmarks carry the head's pitch: 1.75 -> 0.58 px when the built-in model got them, about 20 minutes),
+# then two joint passes of 3000 steps (lr decayed to 0 over the last 1500, about 43 minutes each) with
+# identity frames from another clip of the same person, half of them and then all. Not yet run end to
+# end (the built-in model was made by scripts/finetune_synth_clip.sh). Every step
 # resumes when run again: start it in the background and rerun the same command after an interruption.
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
 set -euo pipefail
@@ -12,9 +14,11 @@ DATA=${DATA:-data/synthtalk}
 RUNS=${RUNS:-runs/synth-small}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on a shared 2-core machine one thread was 3.5x faster
 DATA=$DATA RUNS=$RUNS bash scripts/train_synth.sh "$@"
-$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/joint/weights" \
+$PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/landmarks2" --init-from "$RUNS/joint/weights" \
+    steps=8000 optim.decay_steps=4000 "$@"
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/landmarks2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5 "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" --init-from "$RUNS/joint2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 "$@"
-.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/joint2', '$RUNS/joint3'], '$RUNS/loss_curves_full.png'))"
+.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3'], '$RUNS/loss_curves_full.png'))"
 echo "weights: $RUNS/joint3/weights"
