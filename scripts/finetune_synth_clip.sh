@@ -10,8 +10,8 @@
 # half of them and then all (pose ratio 0.541 -> 0.489 -> 0.475, roll motion 0.611 -> 0.454 -> 0.411,
 # SSIM gain 0.133 -> 0.154 -> 0.163; 2584 s and 2721 s), then 8000 landmark steps decayed over the last
 # 4000 (the FAN's landmark error on the clip crops 1.42 -> 0.58 px; 1401 s) and a 3000-step joint pass at
-# 1.0 (2763 s; pose 4.59 -> 4.46 deg, roll motion 1.05 -> 0.87, SSIM gain 0.163 -> 0.173). Run from a checkout whose
-# pcavs/assets/weights/synthtalk-small is the previous model (git show
+# 1.0 (2763 s; pose 4.59 -> 4.46 deg, roll motion 1.05 -> 0.87, SSIM gain 0.163 -> 0.173). Run from a
+# checkout whose pcavs/assets/weights/synthtalk-small is the levelled-crop model (git show
 # 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
 #   DATA=data/synthtalk RUNS=runs/clip INIT=path/to/previous/weights bash scripts/finetune_synth_clip.sh
 set -euo pipefail

@@ -8,7 +8,7 @@ import torch
 
 from pcavs.config import preset
 from pcavs.data.synthetic import write_synthetic_dataset
-from pcavs.losses.landmarks import heatmap_points, landmark_heatmaps
+from pcavs.losses.landmarks import heatmap_points, landmark_heatmaps, soft_points
 from pcavs.model import PCAVS
 from pcavs.train.diagnose import (
     _batches,
@@ -20,7 +20,6 @@ from pcavs.train.diagnose import (
     probe,
     ridge_predict,
     ridge_r2,
-    soft_points,
 )
 
 

@@ -36,6 +36,8 @@ from pcavs.data.dataset import DataConfig, infinite_batches
 from pcavs.data.index import load_index
 from pcavs.data.shards import iter_shard
 from pcavs.eval.landmarks import MOUTH
+from pcavs.losses.landmarks import soft_points
+from pcavs.media import images_to_tensor
 from pcavs.model import PCAVS
 
 
@@ -47,6 +49,12 @@ def _batches(root: str, batch_size: int, seed: int) -> Iterator[Batch]:
         yield batch
 
 
+def _ridge_solve(design: Tensor, y: Tensor, fit_rows: Tensor, ridge: float) -> Tensor:
+    """Coefficients of ``design -> y`` fitted by ridge regression on ``fit_rows`` (a bool mask)."""
+    d, t = design[fit_rows], y[fit_rows]
+    return torch.linalg.solve(d.T @ d + ridge * torch.eye(d.shape[1], dtype=d.dtype), d.T @ t)
+
+
 def ridge_r2(x: Tensor, y: Tensor, ridge: float = 1e-2, fit_fraction: float = 0.75) -> float:
     """R^2 on the held-out rows of a ridge regression ``x -> y`` fitted on the first ``fit_fraction``."""
     n = int(len(x) * fit_fraction)
@@ -55,8 +63,8 @@ def ridge_r2(x: Tensor, y: Tensor, ridge: float = 1e-2, fit_fraction: float = 0.
     mx, my = x[:n].mean(0), y[:n].mean(0)
     xc = torch.cat([x - mx, torch.ones(len(x), 1, dtype=x.dtype)], 1).double()
     yc = (y - my).double()
-    a = torch.linalg.solve(xc[:n].T @ xc[:n] + ridge * torch.eye(xc.shape[1], dtype=xc.dtype), xc[:n].T @ yc[:n])
-    residual = (yc[n:] - xc[n:] @ a).pow(2).sum()
+    fit_rows = torch.arange(len(x)) < n
+    residual = (yc[n:] - xc[n:] @ _ridge_solve(xc, yc, fit_rows, ridge)).pow(2).sum()
     return float(1 - residual / (yc[n:] - yc[n:].mean(0)).pow(2).sum())
 
 
@@ -130,9 +138,7 @@ def ridge_predict(x: Tensor, y: Tensor, fit_rows: Tensor, ridge: float = 0.1) ->
     x, y = x.double(), y.double()
     mean, std = x[fit_rows].mean(0), x[fit_rows].std(0) + 1e-6
     xs = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=x.dtype)], 1)
-    a = torch.linalg.solve(xs[fit_rows].T @ xs[fit_rows] + ridge * torch.eye(xs.shape[1], dtype=x.dtype),
-                           xs[fit_rows].T @ y[fit_rows])
-    return xs @ a
+    return xs @ _ridge_solve(xs, y, fit_rows, ridge)
 
 
 def angle_errors(pred: Tensor, truth: Tensor, clip: Tensor, rows: Tensor) -> dict[str, list[float]]:
@@ -148,27 +154,13 @@ def angle_errors(pred: Tensor, truth: Tensor, clip: Tensor, rows: Tensor) -> dic
             "motion": torch.cat(motion).abs().mean(0).tolist()}
 
 
-def soft_points(heatmaps: Tensor, image_size: int, floor: float = 0.1) -> Tensor:
-    """Centroid of each heatmap ``(N, P, h, h)`` above ``floor`` x its peak, in image pixels ``(N, P, 2)``:
-    sub-cell positions, which the arg-max (a 4-pixel grid at 64 px) cannot give. The floor keeps the
-    far-off noise from pulling points to the centre (the small FAN's error on SynthTalk crops: 1.20 px,
-    against 2.13 for the arg-max and 3.46 for the centroid of all positive values)."""
-    n, p, h, w = heatmaps.shape
-    flat = heatmaps.flatten(2)
-    weights = (flat - floor * flat.amax(-1, keepdim=True)).clamp(min=0)
-    weights = (weights / weights.sum(-1, keepdim=True).clamp(min=1e-12)).view(n, p, h, w)
-    grid = torch.arange(h, dtype=heatmaps.dtype, device=heatmaps.device)
-    xy = torch.stack([(weights.sum(2) * grid).sum(-1), (weights.sum(3) * grid).sum(-1)], -1)
-    return (xy + 0.5) * (image_size / h) - 0.5
-
-
 @torch.no_grad()
 def collect_angles(model: PCAVS, root: str, frames_per_clip: int = 10) -> dict[str, Tensor]:
     """Per sampled frame: the pose code, E's feature, the FAN's soft landmarks, the exact landmarks, the true angles
     (yaw, pitch, roll from the clip's ground truth), the clip and label indices."""
     model.eval()
-    meta, clips = load_index(root)
-    labels = {name: i for i, name in enumerate(meta["labels"])}
+    _, clips = load_index(root)
+    label_of = {c.key: c.label for c in clips}
     rows: dict[str, list[Tensor]] = {k: [] for k in ("pose_code", "feature", "fan_points", "landmarks", "angles")}
     clip_ids: list[int] = []
     label_ids: list[int] = []
@@ -180,15 +172,15 @@ def collect_angles(model: PCAVS, root: str, frames_per_clip: int = 10) -> dict[s
                                  "`angles` needs SynthTalk shards (`pcavs synth`, then `pcavs preprocess`)")
             frames = fields["frames.npy"]
             idx = np.linspace(0, len(frames) - 1, frames_per_clip).round().astype(int)
-            x = torch.from_numpy(frames[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = images_to_tensor(frames[idx])
             feature = model.E(x)
             rows["pose_code"].append(model.E.pose_code(feature))
             rows["feature"].append(feature.flatten(1))
             rows["fan_points"].append(soft_points(model.E.model.heatmaps(x), x.shape[-1]).flatten(1))
             rows["landmarks"].append(torch.from_numpy(fields["landmarks.npy"][idx]).float().flatten(1))
             rows["angles"].append(torch.tensor([[truth[i][a] for a in ANGLES] for i in idx]))
-            clip_ids += [len(clip_ids) // frames_per_clip] * frames_per_clip
-            label_ids += [labels[fields["json"]["label"]]] * frames_per_clip
+            clip_ids += [len(rows["angles"]) - 1] * frames_per_clip
+            label_ids += [label_of[key]] * frames_per_clip
     out = {k: torch.cat(v) for k, v in rows.items()}
     out["clip"], out["label"] = torch.tensor(clip_ids), torch.tensor(label_ids)
     return out
