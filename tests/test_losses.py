@@ -52,6 +52,7 @@ def test_loss_weights_defaults_match_released_code():
         "keep_landmarks": 0.0,  # ours, off: the released code has no landmark term after that start
         "mouth": 0.0,  # ours, off: the released code weighs every pixel alike
         "heatmaps": 0.0, "ssim": 0.0,  # ours, off: structure terms the small preset uses
+        "pose_geometry": 0.0,  # ours, off: the released pose code has no supervision of its own
     }  # fmt: skip
 
 
@@ -496,3 +497,53 @@ def test_ssim_loss_is_one_minus_the_benchmark_ssim():
     assert fake_q.grad is not None and fake_q.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="larger than 11"):
         ssim_loss(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def _face_points() -> torch.Tensor:
+    """A crude levelled 68-point face (pixels): eyes at y=40, nose tip below their midpoint, jaw around."""
+    pts = torch.zeros(68, 2)
+    t = torch.linspace(0, math.pi, 17)
+    pts[:17] = torch.stack([64 - 40 * torch.cos(t), 45 + 40 * torch.sin(t)], 1)  # jaw 0..16, corners at y=45
+    ring = torch.stack([6 * torch.cos(torch.arange(6) * math.pi / 3), 2 * torch.sin(torch.arange(6) * math.pi / 3)], 1)
+    pts[36:42], pts[42:48] = torch.tensor([44.0, 40.0]) + ring, torch.tensor([84.0, 40.0]) + ring  # level eyes
+    pts[30] = torch.tensor([66.0, 62.0])
+    return pts
+
+
+def test_head_geometry_reads_roll_and_ignores_position_and_size():
+    from pcavs.losses import head_geometry
+
+    base = _face_points()
+    g0 = head_geometry(base[None])[0]
+    # eye midpoint (64, 40), 40 px apart: nose tip (66, 62), jaw corners at y 45
+    assert g0.tolist() == pytest.approx([0.0, 2 / 40, 22 / 40, 5 / 40], abs=1e-5)
+    a = math.radians(12)
+    rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    moved = (base - 64) @ rot.T * 1.3 + torch.tensor([70.0, 55.0])  # roll 12 deg, zoom 1.3, shift
+    g1 = head_geometry(moved[None])[0]
+    assert g1[0].item() == pytest.approx(g0[0].item() + a, abs=1e-5)
+    assert torch.allclose(g1[1:], g0[1:], atol=1e-4)
+    with pytest.raises(ValueError, match=r"\(N, 68, 2\)"):
+        head_geometry(base)
+
+
+def test_pose_geometry_loss_zero_for_affine_code_two_for_reversed():
+    from pcavs.losses import head_geometry, pose_geometry_loss
+
+    g = torch.Generator().manual_seed(0)
+    points = _face_points()[None] + torch.randn(8, 68, 2, generator=g) * 2
+    geom = head_geometry(points)
+    extra = torch.randn(8, 8, generator=g)
+    code = torch.cat([geom * torch.tensor([3.0, 0.5, 2.0, 1.0]) + 7, extra], 1)
+    assert pose_geometry_loss(code, points).item() == pytest.approx(0.0, abs=1e-5)
+    assert pose_geometry_loss(torch.cat([-geom, extra], 1), points).item() == pytest.approx(2.0, abs=1e-5)
+    noise = torch.randn(8, 12, generator=g, requires_grad=True)
+    loss = pose_geometry_loss(noise, points)
+    loss.backward()
+    assert 0.3 < loss.item() < 1.7 and noise.grad[:, :4].abs().sum() > 0 and noise.grad[:, 4:].abs().sum() == 0
+    same = points[:1].expand(4, -1, -1)  # nothing varies: no signal, no NaN
+    assert pose_geometry_loss(torch.randn(4, 12, generator=g), same).item() == 0.0
+    with pytest.raises(ValueError, match=">= 3 frames"):
+        pose_geometry_loss(code[:2], points[:2])
+    with pytest.raises(ValueError, match="pose code"):
+        pose_geometry_loss(code[:, :3], points)

@@ -201,6 +201,27 @@ def test_mouth_term_in_joint_and_its_refusal(tmp_path):
         trainer.step(batch)
 
 
+def test_pose_geometry_term_reaches_the_pose_mappings_and_its_refusal(tmp_path):
+    import pytest
+
+    cfg = train_preset("tiny-joint", [f"out_dir={tmp_path}", "steps=1", "batch_size=3", "loss.pose_geometry=4",
+                                      "loss.gan=0", "loss.feat=0", "loss.l1=0", "loss.vgg=0", "loss.sync=0",
+                                      "loss.crossmodal=0", "loss.identity=0"])  # fmt: skip
+    trainer = Trainer(cfg, random_batches(cfg))
+    batch = next(random_batches(cfg)(Position()))[2]
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    logs, _ = trainer.step(batch)
+    geometry = float(logs["pose_geometry"])
+    assert 0 < geometry <= 2 and float(logs["loss_g"]) == pytest.approx(4 * geometry, rel=1e-5)
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    # the only G-side term left: it moves the pose mappings, never G's synthesis
+    assert any(n.startswith("E.headpose_embed.") for n in changed)
+    assert not any(n.startswith(("G.", "V.", "A_sync.")) for n in changed)
+    del batch["landmarks"]
+    with pytest.raises(ValueError, match="loss.pose_geometry.*pcavs preprocess"):
+        trainer.step(batch)
+
+
 def test_heatmap_and_ssim_terms_leave_the_fan_trunk_alone(tmp_path):
     import pytest
 
@@ -307,7 +328,7 @@ def test_every_loss_term_is_weighted_by_its_config_key(tmp_path):
     from pcavs.train.config import LossConfig
 
     overrides = [f"out_dir={tmp_path}", "steps=1", "loss.mouth=2", "loss.heatmaps=3", "loss.ssim=4",
-                 "loss.keep_landmarks=5", "freeze_fan_trunk=true"]  # fmt: skip
+                 "loss.keep_landmarks=5", "loss.pose_geometry=6", "batch_size=3", "freeze_fan_trunk=true"]  # fmt: skip
     cfg = train_preset("tiny-joint", overrides)
     trainer = Trainer(cfg, random_batches(cfg))
     batch = next(random_batches(cfg)(Position()))[2]

@@ -32,6 +32,7 @@ from pcavs.losses.gan import d_hinge_loss, d_hinge_terms, g_hinge_loss
 from pcavs.losses.identity import identity_accuracy, identity_loss
 from pcavs.losses.landmarks import heatmap_match_loss, heatmap_points, landmark_heatmaps, landmark_loss
 from pcavs.losses.perceptual import PerceptualLoss, StLPIPS
+from pcavs.losses.posegeometry import head_geometry, pose_geometry_loss
 from pcavs.losses.region import masked_l1, mouth_mask
 from pcavs.losses.structure import ssim_loss, ssim_map
 from pcavs.losses.vgg import VGG19Features, default_vgg19_path, load_vgg19_weights
@@ -48,6 +49,8 @@ __all__ = [
     "g_hinge_loss",
     "feature_matching_loss",
     "PerceptualLoss",
+    "head_geometry",
+    "pose_geometry_loss",
     "StLPIPS",
     "VGG19Features",
     "default_vgg19_path",

@@ -41,6 +41,9 @@ class LossConfig:
     # frame's (a face-alignment perceptual term: head pose and lip shape); needs freeze_fan_trunk
     heatmaps: float = 0.0
     ssim: float = 0.0  # ours, 0 as released (joint): 1 - SSIM of the generated and real frames
+    # ours, 0 as released (joint): the pose code's first 4 dims follow the target's landmark geometry
+    # (roll, yaw, pitch; pcavs.losses.posegeometry); needs landmarks in the shards
+    pose_geometry: float = 0.0
     perceptual: Literal["vgg19", "stlpips", "none"] = "vgg19"
     vgg19_weights: str = ""  # path to torchvision's vgg19-dcbb9e9d.pth; empty: the torch hub cache
     sync_similarity: Literal["cosine", "inverse_l2"] = "cosine"  # paper: cosine; released code: 1/L2

@@ -11,7 +11,8 @@ ranks). Phases never switch on a mode string: a stage simply builds the phases i
 - :class:`GeneratorPhase` (stage ``joint``, G step): everything above plus reconstruction through
   the generator, judged by the discriminator (hinge), its features, L1, a perceptual loss and
   (ours, off by default) L1 inside the lip box, the frozen FAN's heatmaps of the generated frame
-  matched to the real frame's, and 1 - SSIM.
+  matched to the real frame's, 1 - SSIM, and the pose code's correlation with the target's landmark
+  geometry (:mod:`pcavs.losses.posegeometry`).
 - :class:`DiscriminatorPhase` (stage ``joint``, D step): hinge loss on real and generated frames.
 
 Which stage runs which phase and trains which modules is the table in :mod:`pcavs.train.stages`.
@@ -37,6 +38,7 @@ from pcavs.losses import (
     landmark_loss,
     masked_l1,
     mouth_mask,
+    pose_geometry_loss,
     ssim_loss,
 )
 from pcavs.model import PCAVS
@@ -161,6 +163,9 @@ class GeneratorPhase(nn.Module):
         terms.append(LossTerm("identity", self.cfg.identity, identity_loss(self.V.classify(id_vec), batch["label"])))
         if self.cfg.keep_landmarks > 0:
             terms.append(_keep_landmarks_term(self.E.model, batch, self.cfg))
+        if self.cfg.pose_geometry > 0:
+            geometry = pose_geometry_loss(pose, _landmarks(batch, "loss.pose_geometry"))
+            terms.append(LossTerm("pose_geometry", self.cfg.pose_geometry, geometry))
         id_vec, id_map = id_vec.repeat_interleave(k, 0), id_map.repeat_interleave(k, 0)
         # with neither adversarial nor feature-matching weight, D would be run only to be ignored
         judged = self.cfg.gan != 0 or self.cfg.feat != 0
