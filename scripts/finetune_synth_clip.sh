@@ -10,7 +10,9 @@
 # half of them and then all (pose ratio 0.541 -> 0.489 -> 0.475, roll motion 0.611 -> 0.454 -> 0.411,
 # SSIM gain 0.133 -> 0.154 -> 0.163; 2584 s and 2721 s), then 8000 landmark steps decayed over the last
 # 4000 (the FAN's landmark error on the clip crops 1.42 -> 0.58 px; 1401 s) and a 3000-step joint pass at
-# 1.0 (2763 s; pose 4.59 -> 4.46 deg, roll motion 1.05 -> 0.87, SSIM gain 0.163 -> 0.173). Run from a
+# 1.0 (2763 s; pose 4.59 -> 4.46 deg, roll motion 1.05 -> 0.87, SSIM gain 0.163 -> 0.173), then two joint
+# passes with loss.pose_geometry 10 (3000 steps, 2488 s) and 30 (1500 steps, 1153 s): pose 4.46 -> 4.32 -> 4.24
+# deg, pitch 5.30 -> 4.94 -> 4.79, SSIM gain 0.173 -> 0.179 -> 0.181. Run from a
 # checkout whose pcavs/assets/weights/synthtalk-small is the levelled-crop model (git show
 # 1f69f0c:pcavs/assets/weights/synthtalk-small/...), or pass INIT.
 #   DATA=data/synthtalk RUNS=runs/clip INIT=path/to/previous/weights bash scripts/finetune_synth_clip.sh
@@ -38,3 +40,9 @@ $PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/land
     steps=8000 optim.decay_steps=4000
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint6" --init-from "$RUNS/landmarks2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0
+# the pose code follows the target's landmark geometry (loss.pose_geometry): its pitch read-out per clip
+# 2.75 -> 1.88 -> 1.78 deg, SynthTalk pose 4.46 -> 4.32 -> 4.24 deg
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint7" --init-from "$RUNS/joint6/weights" \
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 loss.pose_geometry=10
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint8" --init-from "$RUNS/joint7/weights" \
+    steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30
