@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How the shipped built-in model was moved to the official clip crop (issue 17): the previous built-in
+# How the fine-tuned model (built in until make train-synth-full's output replaced it) was moved to the
+# official clip crop (issue 17): the previous built-in
 # model (trained on levelled crops by scripts/train_synth.sh) fine-tuned on SynthTalk shards cropped the
 # clip way: 300 landmark steps (the FAN now sees rolled and zoomed crops), then 1200 joint steps with the
 # lr decayed to 0 over the last 600, then a second joint pass of 1400 steps decayed over the last 700

@@ -3,8 +3,9 @@
 # of training on an idle 2-core machine; 65 on a shared one), then 8000 more landmark steps (the FAN's
 # landmarks carry the head's pitch: 1.75 -> 0.58 px when the built-in model got them, about 20 minutes),
 # then two joint passes of 3000 steps (lr decayed to 0 over the last 1500, about 43 minutes each) with
-# identity frames from another clip of the same person, half of them and then all. Run end to end on the
-# clip crops: 10073 s of training (one thread, the other core busy), 7 of the 9 SynthTalk checks (README);
+# identity frames from another clip of the same person, half of them and then all, then a 1500-step joint
+# pass with loss.pose_geometry=30 (about 20 minutes). Run end to end on the clip crops: 10073 s of training
+# up to joint3 plus 1204 s for the last pass (one thread, the other core busy); SynthTalk rows in the README;
 # the built-in model was made by scripts/finetune_synth_clip.sh. Every step resumes when run again:
 # start it in the background and rerun the same command after an interruption.
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
@@ -21,5 +22,8 @@ $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" 
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5 "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" --init-from "$RUNS/joint2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 "$@"
-.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3'], '$RUNS/loss_curves_full.png'))"
-echo "weights: $RUNS/joint3/weights"
+# the pose code follows the target's landmark geometry (loss.pose_geometry; its pitch read-out per clip 2.69 -> 1.90 deg)
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4pg" --init-from "$RUNS/joint3/weights" \
+    steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
+.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3', '$RUNS/joint4pg'], '$RUNS/loss_curves_full.png'))"
+echo "weights: $RUNS/joint4pg/weights"
