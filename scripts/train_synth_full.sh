@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The long CPU recipe: scripts/train_synth.sh (data and the four stages from scratch, about 54 minutes
 # of training on an idle 2-core machine; 65 on a shared one), then 8000 more landmark steps (the FAN's
-# landmarks carry the head's pitch: 1.75 -> 0.58 px when the built-in model got them, about 20 minutes),
+# landmarks carry the head's pitch: 1.75 -> 0.63 px here, about 20 minutes),
 # then two joint passes of 3000 steps (lr decayed to 0 over the last 1500, about 43 minutes each) with
 # identity frames from another clip of the same person, half of them and then all, then a 1500-step joint
 # pass with loss.pose_geometry=30 (about 20 minutes). Run end to end on the clip crops: 10073 s of training
-# up to joint3 plus 1204 s for the last pass (one thread, the other core busy); SynthTalk rows in the README;
-# the built-in model was made by scripts/finetune_synth_clip.sh. Every step resumes when run again:
-# start it in the background and rerun the same command after an interruption.
+# up to joint3 plus 1204 s for the last pass (one thread, the other core busy); its output is the built-in
+# model (SynthTalk rows in the README). Every step resumes when run again: start it in the background and
+# rerun the same command after an interruption.
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -58,9 +58,9 @@ def pose_geometry_loss(pose_code: Tensor, points: Tensor) -> Tensor:
     code = pose_code[:, :GEOMETRY_DIMS].float()
     code = code - code.mean(0)
     target = target - target.mean(0)
-    denom = code.norm(dim=0) * target.norm(dim=0)
-    corr = (code * target).sum(0) / denom.clamp_min(1e-8)
-    corr = torch.where(target.norm(dim=0) > 1e-6, corr, torch.ones_like(corr))
+    spread = target.norm(dim=0)
+    corr = (code * target).sum(0) / (code.norm(dim=0) * spread).clamp_min(1e-8)
+    corr = torch.where(spread > 1e-6, corr, torch.ones_like(corr))
     return (1 - corr).mean()
 
 
