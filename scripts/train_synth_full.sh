@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The long CPU recipe: scripts/train_synth.sh (data and the four stages from scratch, about 54 minutes
 # of training on an idle 2-core machine; 65 on a shared one), then 8000 more landmark steps (the FAN's
-# landmarks carry the head's pitch: 1.75 -> 0.63 px here, about 20 minutes),
-# then two joint passes of 3000 steps (lr decayed to 0 over the last 1500, about 43 minutes each) with
-# identity frames from another clip of the same person, half of them and then all, then a 1500-step joint
-# pass with loss.pose_geometry=30 (about 20 minutes). Run end to end on the clip crops: 10073 s of training
-# up to joint3 plus 1204 s for the last pass (one thread, the other core busy); its output is the built-in
-# model (SynthTalk rows in the README). Every step resumes when run again: start it in the background and
-# rerun the same command after an interruption.
+# landmarks carry the head's pitch: 1.75 -> 0.63 px here, about 20 minutes), then a 3000-step joint pass
+# (lr decayed to 0 over the last 1500, about 42 minutes) with half the identity frames from another clip of
+# the same person, then two joint passes with all of them from another clip and loss.pose_geometry=30:
+# 3000 steps (decayed over the last 1500, about 35 minutes) and 1500 (over the last 750, about 17).
+# Run end to end on the clip crops: 10767 s of training (one thread, the other core busy); its output
+# is the built-in model (SynthTalk rows in the README). Every step resumes when run again: start it in
+# the background and rerun the same command after an interruption.
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +20,10 @@ $PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/land
     steps=8000 optim.decay_steps=4000 "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/landmarks2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5 "$@"
-$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3" --init-from "$RUNS/joint2/weights" \
-    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 "$@"
-# the pose code follows the target's landmark geometry (loss.pose_geometry; its pitch read-out per clip 2.69 -> 1.90 deg)
-$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4pg" --init-from "$RUNS/joint3/weights" \
+# the pose code follows the target's landmark geometry (loss.pose_geometry) in both last passes
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3pg" --init-from "$RUNS/joint2/weights" \
+    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4pg" --init-from "$RUNS/joint3pg/weights" \
     steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
-.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3', '$RUNS/joint4pg'], '$RUNS/loss_curves_full.png'))"
+.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3pg', '$RUNS/joint4pg'], '$RUNS/loss_curves_full.png'))"
 echo "weights: $RUNS/joint4pg/weights"
