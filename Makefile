@@ -57,7 +57,7 @@ demo: install
 train-synth: install
 	bash scripts/train_synth.sh
 
-# train-synth plus 8000 more landmark steps and three joint passes with identity frames from other clips, the last two with loss.pose_geometry; resumable, run it in the background
+# train-synth plus 8000 more landmark steps and four joint passes with identity frames from other clips, the last three with loss.pose_geometry; resumable, run it in the background
 train-synth-full: install
 	bash scripts/train_synth_full.sh
 

@@ -3,11 +3,12 @@
 # of training on an idle 2-core machine; 65 on a shared one), then 8000 more landmark steps (the FAN's
 # landmarks carry the head's pitch: 1.75 -> 0.63 px here, about 20 minutes), then a 3000-step joint pass
 # (lr decayed to 0 over the last 1500, about 42 minutes) with half the identity frames from another clip of
-# the same person, then two joint passes with all of them from another clip and loss.pose_geometry=30:
-# 3000 steps (decayed over the last 1500, about 35 minutes) and 1500 (over the last 750, about 17).
-# Run end to end on the clip crops: 10767 s of training (one thread, the other core busy); its output
-# is the built-in model (SynthTalk rows in the README). Every step resumes when run again: start it in
-# the background and rerun the same command after an interruption.
+# the same person, then three joint passes with all of them from another clip and loss.pose_geometry=30:
+# 3000 steps (decayed over the last 1500, about 35 minutes), then 1500 twice (over the last 750, about 17
+# each). Run end to end on the clip crops: 11833 s of training (one thread, the other core busy; about
+# 2.7 h on an idle machine by the train-synth ratio); its output is the built-in model (SynthTalk rows in
+# the README). Every step resumes when run again: start it in the background and rerun the same command
+# after an interruption.
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +21,12 @@ $PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/land
     steps=8000 optim.decay_steps=4000 "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/landmarks2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5 "$@"
-# the pose code follows the target's landmark geometry (loss.pose_geometry) in both last passes
+# the pose code follows the target's landmark geometry (loss.pose_geometry) in the last three passes
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3pg" --init-from "$RUNS/joint2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4pg" --init-from "$RUNS/joint3pg/weights" \
     steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
-.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3pg', '$RUNS/joint4pg'], '$RUNS/loss_curves_full.png'))"
-echo "weights: $RUNS/joint4pg/weights"
+$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint5pg" --init-from "$RUNS/joint4pg/weights" \
+    steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
+.venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3pg', '$RUNS/joint4pg', '$RUNS/joint5pg'], '$RUNS/loss_curves_full.png'))"
+echo "weights: $RUNS/joint5pg/weights"
