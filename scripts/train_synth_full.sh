@@ -22,11 +22,14 @@ $PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/land
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint2" --init-from "$RUNS/landmarks2/weights" \
     steps=3000 optim.decay_steps=1500 data.reference_other_clip=0.5 "$@"
 # the pose code follows the target's landmark geometry (loss.pose_geometry) in the last three passes
+PG="data.reference_other_clip=1.0 loss.pose_geometry=30"
 $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint3pg" --init-from "$RUNS/joint2/weights" \
-    steps=3000 optim.decay_steps=1500 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
-$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint4pg" --init-from "$RUNS/joint3pg/weights" \
-    steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
-$PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/joint5pg" --init-from "$RUNS/joint4pg/weights" \
-    steps=1500 optim.decay_steps=750 data.reference_other_clip=1.0 loss.pose_geometry=30 "$@"
+    steps=3000 optim.decay_steps=1500 $PG "$@"
+prev=joint3pg
+for run in joint4pg joint5pg; do
+    $PCAVS train --preset small-joint --data "$DATA/shards-64" --out "$RUNS/$run" --init-from "$RUNS/$prev/weights" \
+        steps=1500 optim.decay_steps=750 $PG "$@"
+    prev=$run
+done
 .venv/bin/python -c "from pcavs.train.plot import plot_runs; print(plot_runs(['$RUNS/landmarks', '$RUNS/sync', '$RUNS/identity', '$RUNS/joint', '$RUNS/landmarks2', '$RUNS/joint2', '$RUNS/joint3pg', '$RUNS/joint4pg', '$RUNS/joint5pg'], '$RUNS/loss_curves_full.png'))"
 echo "weights: $RUNS/joint5pg/weights"
