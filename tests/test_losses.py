@@ -53,6 +53,7 @@ def test_loss_weights_defaults_match_released_code():
         "mouth": 0.0,  # ours, off: the released code weighs every pixel alike
         "heatmaps": 0.0, "ssim": 0.0,  # ours, off: structure terms the small preset uses
         "pose_geometry": 0.0,  # ours, off: the released pose code has no supervision of its own
+        "output_geometry": 0.0,  # ours, off: nor does the pose the released G draws
     }  # fmt: skip
 
 
@@ -547,3 +548,33 @@ def test_pose_geometry_loss_zero_for_affine_code_two_for_reversed():
         pose_geometry_loss(code[:2], points[:2])
     with pytest.raises(ValueError, match="pose code"):
         pose_geometry_loss(code[:, :3], points)
+
+
+def test_output_geometry_loss_judges_the_drawn_pose_in_spread_units():
+    from pcavs.losses import head_geometry, output_geometry_loss
+
+    g = torch.Generator().manual_seed(0)
+    real = _face_points()[None] + torch.randn(8, 68, 2, generator=g) * 2
+    assert output_geometry_loss(real.clone(), real).item() == 0.0
+    # the same heads moved and zoomed in the image: the geometry, and the loss, do not change
+    assert output_geometry_loss(real * 1.2 + 5, real).item() == pytest.approx(0.0, abs=1e-5)
+    # a fake whose nose sits 1 spread of the real nose_x further right misses that quantity by 1
+    spread = head_geometry(real).std(0)
+    fake = real.clone()
+    fake[:, 30, 0] += spread[1] * 40  # 40 px between the eyes: one spread of nose_x, in pixels
+    assert output_geometry_loss(fake, real).item() == pytest.approx(0.25, rel=0.05)
+    # gradients reach the fake's points only
+    fake = fake.requires_grad_()
+    real_leaf = real.clone().requires_grad_()
+    output_geometry_loss(fake, real_leaf).backward()
+    assert fake.grad[:, 30].abs().sum() > 0 and real_leaf.grad is None
+    with pytest.raises(ValueError, match="two equal"):
+        output_geometry_loss(fake[:3], real)
+
+
+def test_soft_points_pass_gradients_to_the_heatmaps():
+    from pcavs.losses import landmark_heatmaps, soft_points
+
+    heat = landmark_heatmaps(torch.tensor([[[20.3, 40.6]]]), 64, 16).requires_grad_()
+    soft_points(heat, 64).sum().backward()
+    assert heat.grad is not None and heat.grad.abs().sum() > 0

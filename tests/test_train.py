@@ -328,7 +328,8 @@ def test_every_loss_term_is_weighted_by_its_config_key(tmp_path):
     from pcavs.train.config import LossConfig
 
     overrides = [f"out_dir={tmp_path}", "steps=1", "loss.mouth=2", "loss.heatmaps=3", "loss.ssim=4",
-                 "loss.keep_landmarks=5", "loss.pose_geometry=6", "batch_size=3", "freeze_fan_trunk=true"]  # fmt: skip
+                 "loss.keep_landmarks=5", "loss.pose_geometry=6", "loss.output_geometry=7", "batch_size=3",
+                 "freeze_fan_trunk=true"]  # fmt: skip
     cfg = train_preset("tiny-joint", overrides)
     trainer = Trainer(cfg, random_batches(cfg))
     batch = next(random_batches(cfg)(Position()))[2]
@@ -342,3 +343,27 @@ def test_every_loss_term_is_weighted_by_its_config_key(tmp_path):
         seen.add(t.key)
     assert seen == fields - {"landmarks", "landmark_sigma", "sync_temperature"}  # all a joint step can use
     assert {t.name for t in terms if t.key == "sync"} == {"sync_v2a", "sync_a2v"}
+
+
+def test_output_geometry_term_moves_g_not_the_fan(tmp_path):
+    import pytest
+
+    from pcavs.config import ConfigError
+    from pcavs.train.stages import fan_trunk
+
+    overrides = [f"out_dir={tmp_path}", "steps=1", "batch_size=3", "loss.output_geometry=2", "freeze_fan_trunk=true",
+                 "loss.gan=0", "loss.feat=0", "loss.l1=0", "loss.vgg=0", "loss.sync=0", "loss.crossmodal=0",
+                 "loss.identity=0"]  # fmt: skip
+    cfg = train_preset("tiny-joint", overrides)
+    trainer = Trainer(cfg, random_batches(cfg))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    logs, _ = trainer.step(next(random_batches(cfg)(Position()))[2])
+    geometry = float(logs["output_geometry"])
+    assert geometry > 0 and float(logs["loss_g"]) == pytest.approx(2 * geometry, rel=1e-5)
+    assert "heatmaps" not in logs  # the heatmaps are computed for this term; their own term stays off
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    trunk = {id(p) for m in fan_trunk(trainer.model) for p in m.parameters()}
+    assert any(n.startswith("G.") for n in changed)
+    assert not {n for n, p in trainer.model.named_parameters() if n in changed and id(p) in trunk}
+    with pytest.raises(ConfigError, match="loss.output_geometry needs freeze_fan_trunk"):
+        train_preset("tiny-joint", [f"out_dir={tmp_path}", "loss.output_geometry=1"])

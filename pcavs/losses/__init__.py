@@ -30,9 +30,9 @@ from pcavs.losses.crossmodal import crossmodal_l1_loss
 from pcavs.losses.feature_matching import feature_matching_loss
 from pcavs.losses.gan import d_hinge_loss, d_hinge_terms, g_hinge_loss
 from pcavs.losses.identity import identity_accuracy, identity_loss
-from pcavs.losses.landmarks import heatmap_match_loss, heatmap_points, landmark_heatmaps, landmark_loss
+from pcavs.losses.landmarks import heatmap_match_loss, heatmap_points, landmark_heatmaps, landmark_loss, soft_points
 from pcavs.losses.perceptual import PerceptualLoss, StLPIPS
-from pcavs.losses.posegeometry import head_geometry, pose_geometry_loss
+from pcavs.losses.posegeometry import head_geometry, output_geometry_loss, pose_geometry_loss
 from pcavs.losses.region import masked_l1, mouth_mask
 from pcavs.losses.structure import ssim_loss, ssim_map
 from pcavs.losses.vgg import VGG19Features, default_vgg19_path, load_vgg19_weights
@@ -44,12 +44,14 @@ __all__ = [
     "heatmap_points",
     "landmark_heatmaps",
     "landmark_loss",
+    "soft_points",
     "d_hinge_loss",
     "d_hinge_terms",
     "g_hinge_loss",
     "feature_matching_loss",
     "PerceptualLoss",
     "head_geometry",
+    "output_geometry_loss",
     "pose_geometry_loss",
     "StLPIPS",
     "VGG19Features",

@@ -49,10 +49,10 @@ def heatmap_points(heatmaps: Tensor, image_size: int) -> Tensor:
     return (xy + 0.5) * (image_size / h) - 0.5
 
 
-@torch.no_grad()
 def soft_points(heatmaps: Tensor, image_size: int, floor: float = 0.1) -> Tensor:
     """Centroid of each heatmap ``(N, P, h, h)`` above ``floor`` x its peak, in image pixels ``(N, P, 2)``:
-    sub-cell positions, which the arg-max (a 4-pixel grid at 64 px) cannot give. The floor keeps the
+    sub-cell positions, which the arg-max (a 4-pixel grid at 64 px) cannot give, and differentiable
+    (``loss.output_geometry`` reads the generated frame's geometry through it). The floor keeps the
     far-off noise from pulling points to the centre (the small FAN's error on SynthTalk crops: 1.20 px,
     against 2.13 for the arg-max and 3.46 for the centroid of all positive values)."""
     n, p, h, w = heatmaps.shape

@@ -64,4 +64,19 @@ def pose_geometry_loss(pose_code: Tensor, points: Tensor) -> Tensor:
     return (1 - corr).mean()
 
 
-__all__ = ["GEOMETRY_DIMS", "GEOMETRY_NAMES", "head_geometry", "pose_geometry_loss"]
+def output_geometry_loss(fake_points: Tensor, real_points: Tensor) -> Tensor:
+    """Mean over the four quantities of ``|head_geometry(fake) - head_geometry(real)|``, each in units of
+    the real frames' spread over the batch: how far the generated head's roll, turn and nod are from the
+    target's, as a landmark detector reads both (its bias on real faces cancels). Unlike
+    :func:`pose_geometry_loss` this judges G's drawing, not the pose code; ``real_points`` is detached."""
+    if fake_points.shape != real_points.shape or fake_points.shape[0] < 2:
+        shapes = f"{tuple(fake_points.shape)}, {tuple(real_points.shape)}"
+        raise ValueError(f"need two equal (N >= 2, 68, 2) landmark sets, got {shapes}")
+    real = head_geometry(real_points.detach().float())
+    fake = head_geometry(fake_points.float())
+    # the spread is floored so a batch of one pose does not turn a 0.1-degree miss into a large loss
+    spread = real.std(0).clamp_min(1e-2).detach()
+    return ((fake - real).abs() / spread).mean()
+
+
+__all__ = ["GEOMETRY_DIMS", "GEOMETRY_NAMES", "head_geometry", "output_geometry_loss", "pose_geometry_loss"]

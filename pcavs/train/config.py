@@ -44,6 +44,9 @@ class LossConfig:
     # ours, 0 as released (joint): the pose code's first 4 dims follow the target's landmark geometry
     # (roll, yaw, pitch; pcavs.losses.posegeometry); needs landmarks in the shards
     pose_geometry: float = 0.0
+    # ours, 0 as released (joint): the generated frame's head geometry (roll, turn, nod read by the frozen
+    # FAN's soft landmarks) matched to the real frame's (pcavs.losses.posegeometry); needs freeze_fan_trunk
+    output_geometry: float = 0.0
     perceptual: Literal["vgg19", "stlpips", "none"] = "vgg19"
     vgg19_weights: str = ""  # path to torchvision's vgg19-dcbb9e9d.pth; empty: the torch hub cache
     sync_similarity: Literal["cosine", "inverse_l2"] = "cosine"  # paper: cosine; released code: 1/L2
@@ -121,9 +124,10 @@ class TrainConfig:
             raise ConfigError("learning rates and their multipliers (optim.lr_*) must be >= 0")
         if not 0 <= o.decay_steps <= self.steps:
             raise ConfigError(f"optim.decay_steps must be in 0..steps ({self.steps}), got {o.decay_steps}")
-        if self.loss.heatmaps > 0 and not self.freeze_fan_trunk:
-            # the term's gradient would otherwise also teach the FAN to see landmarks in fakes
-            raise ConfigError("loss.heatmaps needs freeze_fan_trunk=true (the FAN judges, it does not learn)")
+        for name in ("heatmaps", "output_geometry"):
+            if getattr(self.loss, name) > 0 and not self.freeze_fan_trunk:
+                # the term's gradient would otherwise also teach the FAN to see landmarks in fakes
+                raise ConfigError(f"loss.{name} needs freeze_fan_trunk=true (the FAN judges, it does not learn)")
         return self
 
 

@@ -11,8 +11,8 @@ ranks). Phases never switch on a mode string: a stage simply builds the phases i
 - :class:`GeneratorPhase` (stage ``joint``, G step): everything above plus reconstruction through
   the generator, judged by the discriminator (hinge), its features, L1, a perceptual loss and
   (ours, off by default) L1 inside the lip box, the frozen FAN's heatmaps of the generated frame
-  matched to the real frame's, 1 - SSIM, and the pose code's correlation with the target's landmark
-  geometry (:mod:`pcavs.losses.posegeometry`).
+  matched to the real frame's, 1 - SSIM, the pose code's correlation with the target's landmark
+  geometry and the generated frame's geometry against the real frame's (:mod:`pcavs.losses.posegeometry`).
 - :class:`DiscriminatorPhase` (stage ``joint``, D step): hinge loss on real and generated frames.
 
 Which stage runs which phase and trains which modules is the table in :mod:`pcavs.train.stages`.
@@ -38,7 +38,9 @@ from pcavs.losses import (
     landmark_loss,
     masked_l1,
     mouth_mask,
+    output_geometry_loss,
     pose_geometry_loss,
+    soft_points,
     ssim_loss,
 )
 from pcavs.model import PCAVS
@@ -172,9 +174,10 @@ class GeneratorPhase(nn.Module):
         mouth = mouth_mask(_landmarks(batch, "loss.mouth"), real.shape[-1]) if self.cfg.mouth > 0 else None
         pred_real = discriminator(real) if judged else None
         heat_real = None
-        if self.cfg.heatmaps > 0:
+        if self.cfg.heatmaps > 0 or self.cfg.output_geometry > 0:
             with torch.no_grad():
                 heat_real = self.E.model.heatmaps(real)
+            points_real = soft_points(heat_real, real.shape[-1])
         outputs: dict[str, Tensor] = {}
         for source in self.generate_from:
             content = audio if source == "audio" else visual
@@ -195,8 +198,14 @@ class GeneratorPhase(nn.Module):
             if mouth is not None:
                 terms.append(LossTerm(f"mouth{sfx}", self.cfg.mouth, masked_l1(fake, real, mouth), key="mouth"))
             if heat_real is not None:
-                heat = heatmap_match_loss(self.E.model.heatmaps(fake), heat_real)
-                terms.append(LossTerm(f"heatmaps{sfx}", self.cfg.heatmaps, heat, key="heatmaps"))
+                heat_fake = self.E.model.heatmaps(fake)
+                if self.cfg.heatmaps > 0:
+                    heat = heatmap_match_loss(heat_fake, heat_real)
+                    terms.append(LossTerm(f"heatmaps{sfx}", self.cfg.heatmaps, heat, key="heatmaps"))
+                if self.cfg.output_geometry > 0:
+                    geo = output_geometry_loss(soft_points(heat_fake, fake.shape[-1]), points_real)
+                    w = self.cfg.output_geometry
+                    terms.append(LossTerm(f"output_geometry{sfx}", w, geo, key="output_geometry"))
             if self.cfg.ssim > 0:
                 terms.append(LossTerm(f"ssim{sfx}", self.cfg.ssim, ssim_loss(fake, real), key="ssim"))
         return terms, outputs
