@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pcavs.train.config import train_preset
@@ -83,7 +84,10 @@ def test_resume_gives_identical_weights(tmp_path):
     assert any(not torch.equal(wa[k], v) for k, v in _weights(fresh).items())
 
 
-def test_two_process_gloo_ddp(tmp_path):
+# the second case turns terms off as small-joint does: V's classifier and E's visual-content mapping then
+# get no gradient, which DDP must be told to expect (it stopped at the second step before)
+@pytest.mark.parametrize("terms_off", [False, True], ids=["all_terms", "identity_and_sync_off"])
+def test_two_process_gloo_ddp(tmp_path, terms_off):
     """torchrun with 2 CPU processes: ranks see disjoint samples and end with identical weights."""
     import json
     import os
@@ -97,8 +101,9 @@ def test_two_process_gloo_ddp(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = Path(__file__).parent / "ddp_worker.py"
+    off = ["loss.identity=0", "loss.sync=0", "loss.crossmodal=0"] if terms_off else []
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
-           str(data), str(out)]  # fmt: skip
+           str(data), str(out), *off]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -107,6 +112,8 @@ def test_two_process_gloo_ddp(tmp_path):
     s1 = {tuple(x) for batch in ranks[1]["samples"] for x in batch}
     assert s0 and s1 and not (s0 & s1)
     assert (out / "weights" / "model.safetensors").exists()
+    # a classifier no term uses stays as it was, as in one process
+    assert [r["classifier_moved"] for r in ranks] == [not terms_off] * 2
 
 
 def test_loss_falls_on_one_clip(tmp_path):

@@ -8,7 +8,7 @@ runs in one process and nothing is wrapped.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.distributed as dist
@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from pcavs.device import resolve_device
+from pcavs.losses import LossTerm
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,31 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
 
 def wrap(module: nn.Module, info: DistInfo) -> nn.Module:
-    """DDP around a phase module when distributed; parameters must all be used by its forward."""
+    """DDP around a phase module when distributed.
+
+    A stage may leave parameters out of the loss: a term at weight 0 is not computed into the total
+    (``small-joint`` turns the identity and sync terms off, so V's classifier and E's visual-content
+    mapping get no gradient). DDP then has to look for them each step (``find_unused_parameters``);
+    globally unused parameters keep no gradient, as in one process, so the optimiser leaves them alone.
+    """
     if not info.distributed or not any(p.requires_grad for p in module.parameters()):
         return module
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids)  # buffers (BatchNorm) follow rank 0
+    # buffers (BatchNorm) follow rank 0
+    return DistributedDataParallel(_LiveTerms(module), device_ids=ids, find_unused_parameters=True)
+
+
+class _LiveTerms(nn.Module):
+    """A phase whose weight-0 terms come back detached: DDP counts every parameter a forward output
+    reaches as used, and a term left out of the total would otherwise leave them waiting for a gradient."""
+
+    def __init__(self, phase: nn.Module) -> None:
+        super().__init__()
+        self.phase = phase
+
+    def forward(self, *args: object) -> tuple[list[LossTerm], dict[str, Tensor]]:
+        terms, outputs = self.phase(*args)
+        return [t if t.weight != 0 else replace(t, value=t.value.detach()) for t in terms], outputs
 
 
 def average_scalars(values: dict[str, Tensor | float], info: DistInfo) -> dict[str, float]:
