@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
-# The long CPU recipe: scripts/train_synth.sh (data and the four stages from scratch, about 54 minutes
-# of training on an idle 2-core machine; 65 on a shared one), then 8000 more landmark steps (the FAN's
-# landmarks carry the head's pitch: 1.75 -> 0.63 px here, about 20 minutes), then a 3000-step joint pass
-# (lr decayed to 0 over the last 1500, about 42 minutes) with half the identity frames from another clip of
-# the same person, then three joint passes with all of them from another clip and loss.pose_geometry=30:
-# 3000 steps (decayed over the last 1500, about 35 minutes), then 1500 twice (over the last 750, about 17
-# each). Run end to end on the clip crops: 11833 s of training (one thread, the other core busy; about
-# 2.7 h on an idle machine by the train-synth ratio); its output is the built-in model (SynthTalk rows in
-# the README). Every step resumes when run again: start it in the background and rerun the same command
-# after an interruption.
+# The long CPU recipe: scripts/train_synth.sh (data and the four stages from scratch: 1820 s of training
+# measured on an idle 2-core AVX2 EPYC, two threads), then 8000 more landmark steps (the FAN's landmarks
+# carry the head's pitch: 1.75 -> 0.63 px here), then a 3000-step joint pass (lr decayed to 0 over the last
+# 1500) with half the identity frames from another clip of the same person, then three joint passes with all
+# of them from another clip and loss.pose_geometry=30: 3000 steps (decayed over the last 1500), then 1500
+# twice (over the last 750). Its output is the built-in model (SynthTalk rows in the README), made with one
+# thread while the other core ran other work: 11833 s of training. On an idle machine with both cores the
+# stages' measured throughput gives about 1.8 h (README, SynthTalk). Every step resumes when run again:
+# start it in the background and rerun the same command after an interruption. Torch uses every core; on a
+# machine busy with other work set OMP_NUM_THREADS=1 (there one thread ran 3.5x faster than two).
 #   nohup make train-synth-full > train-synth-full.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PCAVS=${PCAVS:-.venv/bin/pcavs}
 DATA=${DATA:-data/synthtalk}
 RUNS=${RUNS:-runs/synth-small}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}  # on a shared 2-core machine one thread was 3.5x faster
 DATA=$DATA RUNS=$RUNS bash scripts/train_synth.sh "$@"
 $PCAVS train --preset small-landmarks --data "$DATA/shards-64" --out "$RUNS/landmarks2" --init-from "$RUNS/joint/weights" \
     steps=8000 optim.decay_steps=4000 "$@"

@@ -141,7 +141,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "official-sync": _stage("sync", "official", steps=100_000, batch_size=32),
     "official-identity": _stage("identity", "official", steps=50_000, batch_size=32),
     "official-joint": _stage("joint", "official", steps=300_000, batch_size=8, precision="bf16"),
-    # the 64x64 CPU recipe (SynthTalk); ~28 minutes of training on 2 fast cores (~54 on an AVX2-only EPYC).
+    # the 64x64 CPU recipe (SynthTalk); ~28 minutes of training on 2 fast cores, 30 on an idle AVX2-only EPYC
+    # (54 on a busier one)
     # The contrastive temperature is 0.1 rather than the paper's 1: with cosine logits in [-1, 1] a
     # temperature of 1 leaves the loss near chance for the few hundred steps a CPU can afford
     # 4000 steps, not 1000: the pose code is read from these heatmaps, and after 1000 steps their arg-max
