@@ -353,8 +353,6 @@ def test_every_loss_term_is_weighted_by_its_config_key(tmp_path):
 
 
 def test_output_geometry_term_moves_g_not_the_fan(tmp_path):
-    import pytest
-
     from pcavs.config import ConfigError
     from pcavs.train.stages import fan_trunk
 

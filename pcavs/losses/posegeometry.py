@@ -75,7 +75,7 @@ def output_geometry_loss(fake_points: Tensor, real_points: Tensor) -> Tensor:
     real = head_geometry(real_points.detach().float())
     fake = head_geometry(fake_points.float())
     # the spread is floored so a batch of one pose does not turn a 0.1-degree miss into a large loss
-    spread = real.std(0).clamp_min(1e-2).detach()
+    spread = real.std(0).clamp_min(1e-2)
     return ((fake - real).abs() / spread).mean()
 
 

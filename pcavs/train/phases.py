@@ -173,11 +173,12 @@ class GeneratorPhase(nn.Module):
         judged = self.cfg.gan != 0 or self.cfg.feat != 0
         mouth = mouth_mask(_landmarks(batch, "loss.mouth"), real.shape[-1]) if self.cfg.mouth > 0 else None
         pred_real = discriminator(real) if judged else None
-        heat_real = None
+        heat_real = points_real = None
         if self.cfg.heatmaps > 0 or self.cfg.output_geometry > 0:
             with torch.no_grad():
                 heat_real = self.E.model.heatmaps(real)
-            points_real = soft_points(heat_real, real.shape[-1])
+            if self.cfg.output_geometry > 0:
+                points_real = soft_points(heat_real, real.shape[-1])
         outputs: dict[str, Tensor] = {}
         for source in self.generate_from:
             content = audio if source == "audio" else visual
@@ -202,7 +203,7 @@ class GeneratorPhase(nn.Module):
                 if self.cfg.heatmaps > 0:
                     heat = heatmap_match_loss(heat_fake, heat_real)
                     terms.append(LossTerm(f"heatmaps{sfx}", self.cfg.heatmaps, heat, key="heatmaps"))
-                if self.cfg.output_geometry > 0:
+                if points_real is not None:
                     geo = output_geometry_loss(soft_points(heat_fake, fake.shape[-1]), points_real)
                     w = self.cfg.output_geometry
                     terms.append(LossTerm(f"output_geometry{sfx}", w, geo, key="output_geometry"))
