@@ -311,6 +311,41 @@ def test_reference_from_another_clip_of_the_same_person(tmp_path: Path) -> None:
         DataConfig(str(root), reference_other_clip=1.5)
 
 
+def test_pose_twins_feed_the_encoder_another_face_at_the_same_frames(tmp_path: Path) -> None:
+    root = write_synthetic_dataset(tmp_path / "d", num_clips=6, frames=20, size=16, landmarks=False)
+    twins = write_synthetic_dataset(tmp_path / "t", num_clips=5, frames=20, size=16, landmarks=False, seed=1)
+    stored = {k: s for shard in sorted((twins / "shards").glob("*.tar")) for k, s in iter_shard(shard)}
+    plain = AugmentConfig(p_color=0.0, p_perspective=0.0, p_crop=0.0)  # E then sees the stored frames as they are
+    base = list(ClipDataset(DataConfig(str(root), samples_per_clip=3, augment=plain)))
+    assert not any(bool(s["pose_twin"]) for s in base)
+    ds = ClipDataset(DataConfig(str(root), samples_per_clip=3, augment=plain, pose_twins=str(twins),
+                                pose_twin_prob=1.0))
+    keys = [c.key for c in ds.clips]
+    assert sorted(ds.twins) == [0, 1, 2, 3, 4]  # clip 5 has no twin: it keeps its own frames
+    for s, b in zip(ds, base, strict=True):
+        c, f = int(s["clip"]), s["frame"].tolist()
+        assert bool(s["pose_twin"]) == (c != 5)
+        for name in ("frames", "reference", "mel", "mel_shifted", "frame", "reference_frame"):  # only E's input moves
+            assert torch.equal(s[name], b[name]), name
+        if c == 5:
+            assert torch.equal(s["augmented"], b["augmented"])
+        else:
+            want = torch.from_numpy(stored[keys[c]]["frames.npy"][f]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            assert torch.equal(s["augmented"], want)
+            assert not torch.equal(s["augmented"], s["frames"])
+    half = [bool(s["pose_twin"]) for s in ClipDataset(DataConfig(str(root), samples_per_clip=16, pose_twins=str(twins)))
+            if int(s["clip"]) != 5]
+    assert 0.3 < sum(half) / len(half) < 0.7  # pose_twin_prob = 0.5 by default
+    with pytest.raises(ConfigError, match="pose_twin_prob"):
+        DataConfig(str(root), pose_twins=str(twins), pose_twin_prob=-0.1)
+    other = write_synthetic_dataset(tmp_path / "o", num_clips=2, frames=19, size=16, landmarks=False)
+    with pytest.raises(ShardError, match="no clip matches .* by key and length.*--pose-twins"):
+        ClipDataset(DataConfig(str(root), pose_twins=str(other)))
+    bigger = write_synthetic_dataset(tmp_path / "b", num_clips=2, frames=20, size=24, landmarks=False)
+    with pytest.raises(ShardError, match="stored at 24 px, the data at 16.*--size 16"):
+        ClipDataset(DataConfig(str(root), pose_twins=str(bigger)))
+
+
 def test_frames_and_mel_alignment(vox_dst: Path, synth: Path) -> None:
     for root in (vox_dst, synth):
         stored = {k: s for shard in sorted(root.glob("shards/*.tar")) for k, s in iter_shard(shard)}

@@ -15,7 +15,8 @@ from torch import Tensor
 
 class Batch(TypedDict):
     frames: Tensor  # (B, K, 3, S, S) the target frames
-    augmented: Tensor  # (B, K, 3, S, S) the same frames augmented: what the non-identity encoder sees
+    augmented: Tensor  # (B, K, 3, S, S) the same frames augmented: what the non-identity encoder sees (where
+    #                    pose_twin, the pose twin's frames: another person at the same pose and mouth)
     reference: Tensor  # (B, 3, S, S) the identity frame: the same clip outside the K frames, or (share
     #                    DataConfig.reference_other_clip) any frame of another clip of the same person
     mel: Tensor  # (B, K, 1, 80, 20) each frame's mel window
@@ -25,6 +26,7 @@ class Batch(TypedDict):
     frame: Tensor  # (B, K) int64 frame indices in the clip
     reference_frame: Tensor  # (B,) int64 the identity frame's index in its clip
     reference_clip: Tensor  # (B,) int64 the identity frame's clip (``clip`` unless taken from another)
+    pose_twin: Tensor  # (B,) bool: ``augmented`` shows the pose twin (DataConfig.pose_twins)
     sample: Tensor  # (B,) int64 the sample's index in its epoch plan
     landmarks: NotRequired[Tensor]  # (B, K, 68, 2) crop pixels; only when the shards store them
 

@@ -66,6 +66,12 @@ class DataConfig:
     # probability that the reference is a random frame of another clip with the same label (same person,
     # another head pose and crop), where the person has one; 0 draws nothing, so samples stay as before
     reference_other_clip: float = 0.0
+    # pose twins (ours; SynthTalk's `pcavs synth --pose-twins`, preprocessed like the data): a dataset whose
+    # clip with the same key shows another person at exactly the same head pose and mouth, frame by frame.
+    # A share pose_twin_prob of samples then give the non-identity encoder the twin's frames (augmented as
+    # usual), so E reads the pose from one face while G draws another. None draws nothing.
+    pose_twins: str | None = None
+    pose_twin_prob: float = 0.5
     shuffle_buffer: int = 256  # plans are small: thousands cost nothing
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
@@ -78,6 +84,8 @@ class DataConfig:
             raise ConfigError("shift_negatives, min_ref_distance and shuffle_buffer must be >= 0, min_shift >= 1")
         if not 0.0 <= self.reference_other_clip <= 1.0:
             raise ConfigError(f"reference_other_clip must be in [0, 1], got {self.reference_other_clip}")
+        if not 0.0 <= self.pose_twin_prob <= 1.0:
+            raise ConfigError(f"pose_twin_prob must be in [0, 1], got {self.pose_twin_prob}")
         if self.image_size is not None and self.image_size < 8:
             raise ConfigError(f"image_size must be >= 8, got {self.image_size}")
 
@@ -161,6 +169,24 @@ class ClipDataset(IterableDataset):
             self.clips_of_label.setdefault(c.label, []).append(i)
         self.stored_size = int(self.meta["size"])
         self.size = cfg.image_size or self.stored_size
+        self.twins: dict[int, ClipInfo] = {}
+        if cfg.pose_twins:
+            self.twins = self._match_twins(cfg.pose_twins)
+
+    def _match_twins(self, root: str) -> dict[int, ClipInfo]:
+        """Clip index -> the twin clip with the same key and frame count (clips without one keep their own)."""
+        meta, clips = load_index(root)
+        if int(meta["size"]) != self.stored_size:
+            raise ShardError(f"{root}: pose twins stored at {meta['size']} px, the data at {self.stored_size}; "
+                             f"preprocess the twins with --size {self.stored_size}")
+        by_key = {c.key: c for c in clips}
+        twins = {i: by_key[c.key] for i, c in enumerate(self.clips)
+                 if c.key in by_key and by_key[c.key].num_frames == c.num_frames}
+        if not twins:
+            raise ShardError(f"{root}: no clip matches a clip of {self.cfg.root} by key and length; make the twins "
+                             "with `pcavs synth --pose-twins` and the options that made the data, then preprocess "
+                             "them with the same settings")
+        return twins
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Produce ``epoch`` next, skipping the first ``skip_batches`` batches of this rank."""
@@ -263,6 +289,12 @@ class ClipDataset(IterableDataset):
             return clip
         return others[int(rng.integers(len(others)))]
 
+    def _pose_twin(self, rng: np.random.Generator, clip: int) -> ClipInfo | None:
+        if not self.cfg.pose_twins:  # no draw: the sample stream is the one made before this option existed
+            return None
+        use = rng.random() < self.cfg.pose_twin_prob
+        return self.twins.get(clip) if use else None
+
     def _windows(self, reader: _Reader, clip: ClipInfo, start: int) -> torch.Tensor:
         # Read only the mel rows the K windows use; lo is a multiple of rows_per_frame, so frame f of the
         # clip is frame f - lo/rows_per_frame of the slice and mel_windows' zero-padding beyond the
@@ -291,9 +323,11 @@ class ClipDataset(IterableDataset):
         ref_clip = self._reference_clip(rng, clip_idx)  # drawn last: everything else stays as without it
         if ref_clip != clip_idx:
             ref = int(rng.integers(self.clips[ref_clip].num_frames))
+        twin = self._pose_twin(rng, clip_idx)  # after everything else, for the same reason
+        seen = frames if twin is None else self._images(reader.rows(twin, "frames.npy", start, start + k))
         out: Batch = {
             "frames": frames,
-            "augmented": augment_nonidentity(frames, gen, self.cfg.augment),
+            "augmented": augment_nonidentity(seen, gen, self.cfg.augment),
             "reference": self._images(reader.rows(self.clips[ref_clip], "frames.npy", ref, ref + 1))[0],
             "mel": self._windows(reader, clip, start),
             "mel_shifted": torch.stack([self._windows(reader, clip, s) for s in shifts], 1) if shifts
@@ -303,6 +337,7 @@ class ClipDataset(IterableDataset):
             "frame": torch.arange(start, start + k, dtype=torch.int64),
             "reference_frame": torch.tensor(ref, dtype=torch.int64),
             "reference_clip": torch.tensor(ref_clip, dtype=torch.int64),
+            "pose_twin": torch.tensor(twin is not None, dtype=torch.bool),
             "sample": torch.tensor(g, dtype=torch.int64),
         }
         if "landmarks.npy" in clip.members:

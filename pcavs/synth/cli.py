@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=224, help="frame size in pixels (even)")
     p.add_argument("--seed", type=int, default=0, help="master seed")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--pose-twins", action="store_true",
+                   help="write the pose twins of the dataset these options plan: every clip's motion, blinks and "
+                   "words on a new person, under the same paths (training reads them with data.pose_twins)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         res = write_dataset(args.out_dir, args.identities, args.clips, args.seconds, args.size, args.seed,
-                            args.workers)
+                            args.workers, twins=args.pose_twins)
     except (RuntimeError, ValueError) as e:
         print(f"pcavs synth: error: {e}", file=sys.stderr)
         return 2

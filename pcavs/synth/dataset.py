@@ -6,6 +6,12 @@ clip's content is a pure function of (seed, identity index, clip index), so
 output is identical for any worker count and a rerun skips finished clips.
 Each identity keeps one look and one voice; each of its videos has its own
 background, like one person filmed in different rooms.
+
+Pose twins (``twins=True``, ``pcavs synth --pose-twins``): the same plan with every clip's look and
+background replaced by a new person's (seeded per clip), keeping its head motion, blinks, voice and words,
+so frame ``t`` of a twin shows another face at exactly the pose and mouth of frame ``t`` of the clip with
+the same path. Training reads them through ``data.pose_twins``: the non-identity encoder then sees one
+person while the generator must draw another at that pose, as in cross-identity reenactment.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class ClipSpec:
     voice_seed: int
     seconds: float
     size: int
+    twin: bool = False  # the look and background are a pose twin's (see the module docstring)
 
     @property
     def relpath(self) -> Path:
@@ -78,6 +85,13 @@ def plan_clips(num_identities: int, clips_per_identity: int, seconds: float, siz
                 background_seed=_sub_seed(seed, 6, i, v), voice_seed=_sub_seed(seed, 7, i),
                 seconds=float(seconds), size=int(size)))
     return specs
+
+
+def twin_spec(spec: ClipSpec, seed: int) -> ClipSpec:
+    """``spec`` with a new person's look and background: same motion, blinks, voice and words."""
+    key = (spec.identity_index, spec.video_index, spec.clip)
+    return dataclasses.replace(spec, identity_seed=_sub_seed(seed, 8, *key), background_seed=_sub_seed(seed, 9, *key),
+                               twin=True)
 
 
 def clip_done(out_dir: Path, spec: ClipSpec) -> bool:
@@ -117,8 +131,9 @@ def write_clip(out_dir: str | Path, spec: ClipSpec) -> Path:
 
 
 def write_dataset(out_dir: str | Path, num_identities: int, clips_per_identity: int, seconds: float = 4.0,
-                  size: int = 224, seed: int = 0, workers: int = 1, progress: bool = True) -> dict[str, int]:
-    """Write (or finish) a dataset; returns counts of clips written and skipped."""
+                  size: int = 224, seed: int = 0, workers: int = 1, progress: bool = True,
+                  twins: bool = False) -> dict[str, int]:
+    """Write (or finish) a dataset, or its pose twins (``twins``); returns counts of clips written and skipped."""
     if size % 2:
         raise ValueError(f"size must be even for yuv420p video, got {size}")
     if not have_espeak():
@@ -126,6 +141,8 @@ def write_dataset(out_dir: str | Path, num_identities: int, clips_per_identity: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_clips(num_identities, clips_per_identity, seconds, size, seed)
+    if twins:
+        specs = [twin_spec(s, seed) for s in specs]
     todo = [s for s in specs if not clip_done(out, s)]
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="synth clips", unit="clip",
                disable=not progress)
@@ -146,5 +163,5 @@ def write_dataset(out_dir: str | Path, num_identities: int, clips_per_identity: 
     (out / "synthtalk.json").write_text(json.dumps({
         "format": "synthtalk-v1", "seed": seed, "identities": num_identities, "clips_per_identity":
         clips_per_identity, "seconds": seconds, "size": size, "fps": FPS, "sample_rate": SAMPLE_RATE,
-        "videos_per_identity": math.ceil(clips_per_identity / CLIPS_PER_VIDEO)}, indent=1))
+        "videos_per_identity": math.ceil(clips_per_identity / CLIPS_PER_VIDEO), "pose_twins": twins}, indent=1))
     return {"written": len(todo), "skipped": len(specs) - len(todo)}

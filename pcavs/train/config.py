@@ -83,6 +83,10 @@ class DataSpec:
     # share of references taken from another clip of the same person (0: always the target's own clip,
     # as the official data); a reference whose head pose is the target's lets G copy the pose from it
     reference_other_clip: float = 0.0
+    # pose twins (ours, SynthTalk): root of preprocessed `pcavs synth --pose-twins` clips; a share
+    # pose_twin_prob of samples show E the twin (another face, same pose and mouth) instead of the target
+    pose_twins: str = ""
+    pose_twin_prob: float = 0.5
     num_workers: int = 0
 
 

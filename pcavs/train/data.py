@@ -19,7 +19,7 @@ def data_config(cfg: TrainConfig) -> DataConfig:
     return DataConfig(
         root=d.root, clip_len=d.clip_len, image_size=size, samples_per_clip=d.samples_per_clip,
         shift_negatives=d.shift_negatives, reference_other_clip=d.reference_other_clip, seed=cfg.seed,
-        augment=d.augment,
+        augment=d.augment, pose_twins=d.pose_twins or None, pose_twin_prob=d.pose_twin_prob,
     )  # fmt: skip
 
 
