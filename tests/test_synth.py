@@ -258,3 +258,4 @@ def test_pose_twins_share_motion_mouth_and_audio_not_the_face(tmp_path) -> None:
         pb = np.concatenate([f.to_ndarray().ravel() for f in cb.decode(audio=0)])
     np.testing.assert_array_equal(pa, pb)  # the same voice and words
     assert json.loads((tmp_path / "twins" / "synthtalk.json").read_text())["pose_twins"] is True
+    assert main([str(tmp_path / "twins"), *opts]) == 2  # a rerun of the other kind is refused, not mixed in

@@ -143,6 +143,13 @@ def write_dataset(out_dir: str | Path, num_identities: int, clips_per_identity: 
     specs = plan_clips(num_identities, clips_per_identity, seconds, size, seed)
     if twins:
         specs = [twin_spec(s, seed) for s in specs]
+    done = [s for s in specs if clip_done(out, s)]
+    if done:  # a rerun skips finished clips: they must be of the kind asked for, not the data's or the twins'
+        made = json.loads((out / done[0].relpath).with_suffix(".json").read_text())["spec"].get("twin", False)
+        if made != twins:
+            kind = "pose twins" if made else "data clips (not twins)"
+            raise ValueError(f"{out} already holds {kind}; write {'--pose-twins ' if twins else ''}output to "
+                             "another folder")
     todo = [s for s in specs if not clip_done(out, s)]
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="synth clips", unit="clip",
                disable=not progress)
